@@ -1,1 +1,7 @@
-//! placeholder
+//! The Yichuang node: the imperative shell around the pure model and sync engine —
+//! the SQLite store, the command line, benchmarks, and (as they arrive) transport and HTTP.
+
+pub mod bench;
+pub mod cli;
+pub mod logging;
+pub mod store;
