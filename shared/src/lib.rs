@@ -1,1 +1,4 @@
-//! placeholder
+//! Plain data shared by every Yichuang crate.
+
+pub mod calendar;
+pub mod deadline;
