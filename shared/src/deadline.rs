@@ -11,8 +11,9 @@
 //!   months and years on the same day of the month later, clamped to the month's end.
 //!   A limit of 0 (即办件) ends on the acceptance day itself.
 //! - **A calendar-day, month or year deadline that falls on a rest day moves to the
-//!   next working day**, as procedural law does for periods (民事诉讼法 §85, followed by
-//!   行政复议法): the hall is closed on the last day, so the applicant cannot be served.
+//!   next working day**, as the procedural laws' rule on periods (期间) does: a period
+//!   whose last day is a statutory rest day ends on the first day after it. The hall is
+//!   closed on that last day, so the applicant could not be served.
 //! - **Pauses (补正, 特别程序) stop the clock.** A pause from China date A to China date B
 //!   covers the days strictly after A up to and including B: the day it starts still
 //!   counts (the clock ran that day), and the day it ends is treated like an acceptance
