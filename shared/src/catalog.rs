@@ -7,6 +7,7 @@ use automerge::transaction::{CommitOptions, Transactable};
 use automerge::{AutoCommit, AutomergeError, ObjType, ReadDoc, Value, ROOT};
 use serde::{Deserialize, Serialize};
 
+pub use crate::deadline::{Limit, LimitUnit};
 use crate::ids::NodeId;
 
 #[derive(Debug, thiserror::Error)]
@@ -17,33 +18,6 @@ pub enum CatalogError {
     Damaged(String),
     #[error("automerge: {0}")]
     Automerge(#[from] AutomergeError),
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum LimitUnit {
-    CalendarDays,
-    WorkingDays,
-    Months,
-    Years,
-}
-
-impl LimitUnit {
-    pub fn label_zh(self) -> &'static str {
-        match self {
-            LimitUnit::CalendarDays => "自然日",
-            LimitUnit::WorkingDays => "工作日",
-            LimitUnit::Months => "月",
-            LimitUnit::Years => "年",
-        }
-    }
-}
-
-/// A time limit as the catalog states it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub struct Limit {
-    pub value: u32,
-    pub unit: LimitUnit,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
