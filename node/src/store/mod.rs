@@ -7,6 +7,7 @@
 
 mod cases;
 pub mod docs;
+mod remote;
 pub mod schema;
 
 use std::path::{Path, PathBuf};
@@ -21,6 +22,7 @@ use yichuang_shared::ids::{NodeId, RefDoc, Role};
 
 pub use cases::{CaseFilter, CaseRow, CreateCase, Created, fmt_time as cases_fmt_time};
 pub use docs::DocCache;
+pub use remote::Applied;
 
 /// The database file inside a node's data folder.
 pub const DB_FILE: &str = "yichuang.db";

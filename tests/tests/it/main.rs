@@ -1,0 +1,6 @@
+//! The one integration-test binary: every module is a group of tests that use
+//! real parts — real SQLite files, real processes, (later) real QUIC on loopback.
+
+mod cli;
+mod model;
+mod store;
