@@ -3,5 +3,6 @@
 
 pub mod bench;
 pub mod cli;
+pub mod http;
 pub mod logging;
 pub mod store;

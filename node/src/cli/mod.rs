@@ -1,7 +1,9 @@
 //! The `yichuang` command line: argument definitions and their dispatch.
 
 mod case;
+pub mod http;
 pub mod table;
+mod user;
 
 use std::path::PathBuf;
 
@@ -54,6 +56,14 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Clerks' accounts for the web pages and the API.
+    User {
+        #[command(subcommand)]
+        command: user::UserCommand,
+    },
+    /// Run only the HTTP server (API, pages, dashboard, metrics) on a data folder.
+    #[command(hide = true)]
+    Http(http::HttpArgs),
     /// Measure the node against its performance targets.
     Bench {
         #[command(subcommand)]
@@ -105,6 +115,8 @@ pub fn run(cli: Cli) -> Result<()> {
         } => catalog_list(&dir, search, json),
         Command::Case { command } => case::run(command),
         Command::Info { dir, json } => info(&dir, json),
+        Command::User { command } => user::run(command),
+        Command::Http(args) => http::run(args),
         Command::Bench { command } => crate::bench::run(command),
     }
 }

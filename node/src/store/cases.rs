@@ -503,6 +503,19 @@ impl Store {
         Ok(rows)
     }
 
+    /// Index rows matching a `WHERE` clause written by this crate (never by a user).
+    pub(super) fn list_where(
+        &self,
+        clause: &str,
+        args: impl rusqlite::Params,
+    ) -> Result<Vec<CaseRow>, StoreError> {
+        let sql = format!("SELECT {ROW_COLUMNS} FROM case_index WHERE {clause}");
+        let mut stmt = self.conn.prepare_cached(&sql)?;
+        Ok(stmt
+            .query_map(args, row)?
+            .collect::<Result<Vec<_>, _>>()?)
+    }
+
     pub fn case_count(&self) -> Result<i64, StoreError> {
         Ok(self
             .conn

@@ -6,9 +6,12 @@
 //! synchronous and blocking: async code calls it from a blocking thread.
 
 mod cases;
+pub mod dashboard;
 pub mod docs;
 mod remote;
 pub mod schema;
+pub mod status;
+pub mod users;
 
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -20,9 +23,11 @@ use yichuang_shared::case::CaseError;
 use yichuang_shared::catalog::{self, CatalogError, CatalogFile, District};
 use yichuang_shared::ids::{NodeId, RefDoc, Role};
 
-pub use cases::{CaseFilter, CaseRow, CreateCase, Created, fmt_time as cases_fmt_time};
+pub use cases::{CaseFilter, CaseRow, CreateCase, Created, LIST_LIMIT_MAX, fmt_time as cases_fmt_time};
 pub use docs::DocCache;
 pub use remote::Applied;
+pub use status::{PeerHealth, SyncStatus};
+pub use users::{User, UserRole};
 
 /// The database file inside a node's data folder.
 pub const DB_FILE: &str = "yichuang.db";
