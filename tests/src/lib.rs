@@ -5,6 +5,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::OnceLock;
 
+pub mod web;
+
 /// The `yichuang` binary of this build, built on first use. Tests run as separate
 /// processes under nextest, so each one asks cargo once; when the binary is
 /// current that is a no-op.

@@ -189,10 +189,14 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
                     ApiError::bad_request(format!("the body is not valid JSON: {inner}")),
                 ),
                 _ => {
-                    let field = if path == "." { None } else { Some(path) };
-                    let mut err = ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, inner.to_string());
-                    // serde names a missing field in the message, not in the path.
-                    err.field = field.or_else(|| missing_field(&err.message));
+                    let mut err =
+                        ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, inner.to_string());
+                    // serde names a missing field in the message, below the path.
+                    err.field = match (path.as_str(), missing_field(&err.message)) {
+                        (".", missing) => missing,
+                        (_, Some(name)) => Some(format!("{path}.{name}")),
+                        (_, None) => Some(path),
+                    };
                     Err(err)
                 }
             }

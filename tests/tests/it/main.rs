@@ -5,3 +5,5 @@ mod cli;
 mod fixtures;
 mod model;
 mod store;
+mod web_api;
+mod web_browser;
