@@ -62,6 +62,6 @@ pub fn run(args: HttpArgs) -> Result<()> {
         // Tests and scripts read this line to learn a port-0 address.
         crate::outln!("http listening on http://{local}");
         http::serve_on(listener, state, cancel).await?;
-        Ok(())
+        Ok::<(), anyhow::Error>(())
     })
 }

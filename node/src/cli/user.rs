@@ -1,6 +1,6 @@
 //! `yichuang user …`: clerks' accounts for the web pages and the API.
 
-use std::io::BufRead;
+use std::io::{BufRead, Read};
 
 use anyhow::{Context, Result, bail};
 use clap::Subcommand;

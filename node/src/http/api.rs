@@ -55,6 +55,7 @@ pub async fn health(State(state): State<AppState>) -> Json<Health> {
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct CatalogQuery {
     /// Part of an item's code or name.
@@ -117,6 +118,7 @@ pub enum OverdueFilter {
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct CaseQuery {
     /// A case-number prefix, an applicant's exact name, or an item's code or part of its name.
@@ -505,6 +507,7 @@ pub async fn create_case(
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ShowQuery {
     /// Show the full ID and phone numbers; the reveal is recorded in the case.

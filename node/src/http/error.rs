@@ -175,33 +175,27 @@ fn is_json(parts: &Parts) -> bool {
 /// shape (422, with the field).
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     let mut de = serde_json::Deserializer::from_slice(bytes);
-    match serde_path_to_error::deserialize::<_, T>(&mut de).and_then(|v| {
-        de.end()
-            .map_err(|e| serde_path_to_error::Error::new(serde_path_to_error::Path::empty(), e))
-            .map(|()| v)
-    }) {
-        Ok(v) => Ok(v),
-        Err(e) => {
-            let path = e.path().to_string();
-            let inner = e.into_inner();
-            match inner.classify() {
-                serde_json::error::Category::Syntax | serde_json::error::Category::Eof => Err(
-                    ApiError::bad_request(format!("the body is not valid JSON: {inner}")),
-                ),
-                _ => {
-                    let mut err =
-                        ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, inner.to_string());
-                    // serde names a missing field in the message, below the path.
-                    err.field = match (path.as_str(), missing_field(&err.message)) {
-                        (".", missing) => missing,
-                        (_, Some(name)) => Some(format!("{path}.{name}")),
-                        (_, None) => Some(path),
-                    };
-                    Err(err)
-                }
-            }
+    let value = serde_path_to_error::deserialize::<_, T>(&mut de).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        if matches!(
+            inner.classify(),
+            serde_json::error::Category::Syntax | serde_json::error::Category::Eof
+        ) {
+            return ApiError::bad_request(format!("the body is not valid JSON: {inner}"));
         }
-    }
+        let mut err = ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, inner.to_string());
+        // serde names a missing field in the message, below the path.
+        err.field = match (path.as_str(), missing_field(&err.message)) {
+            (".", missing) => missing,
+            (_, Some(name)) => Some(format!("{path}.{name}")),
+            (_, None) => Some(path),
+        };
+        err
+    })?;
+    de.end()
+        .map_err(|e| ApiError::bad_request(format!("the body is not valid JSON: {e}")))?;
+    Ok(value)
 }
 
 fn missing_field(message: &str) -> Option<String> {

