@@ -195,7 +195,7 @@ async fn login(c: &Client, base: &str, name: &str, screenshot: Option<&str>) {
 
 /// Files a case's changes in another store and marks them acknowledged, as sync does.
 fn deliver_to_hub(center_dir: &str, hub_dir: &str, hub_peer: &str) {
-    let mut center = Store::open(Path::new(center_dir)).expect("center store");
+    let center = Store::open(Path::new(center_dir)).expect("center store");
     let mut hub = Store::open(Path::new(hub_dir)).expect("hub store");
     for id in center.doc_ids().expect("doc ids") {
         if !id.is_case() {
