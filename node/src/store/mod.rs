@@ -74,15 +74,15 @@ pub enum StoreError {
     #[error("stored data is damaged: {0}")]
     Corrupt(String),
     #[error(transparent)]
-    Case(#[from] CaseError),
+    Case(Box<CaseError>),
     #[error(transparent)]
-    Catalog(#[from] CatalogError),
+    Catalog(Box<CatalogError>),
     #[error("automerge: {0}")]
-    Automerge(#[from] automerge::AutomergeError),
+    Automerge(Box<automerge::AutomergeError>),
     #[error("i/o: {0}")]
     Io(#[from] std::io::Error),
     #[error("sqlite: {0}")]
-    Sqlite(rusqlite::Error),
+    Sqlite(Box<rusqlite::Error>),
     #[error("the store has shut down")]
     Closed,
     #[error("saving failed, nothing from this operation was kept: {0}")]
@@ -97,8 +97,26 @@ impl From<rusqlite::Error> for StoreError {
             | Some(ErrorCode::CannotOpen)
             | Some(ErrorCode::PermissionDenied) => StoreError::ReadOnly,
             Some(ErrorCode::DatabaseBusy) | Some(ErrorCode::DatabaseLocked) => StoreError::Busy,
-            _ => StoreError::Sqlite(e),
+            _ => StoreError::Sqlite(Box::new(e)),
         }
+    }
+}
+
+impl From<CaseError> for StoreError {
+    fn from(e: CaseError) -> Self {
+        StoreError::Case(Box::new(e))
+    }
+}
+
+impl From<CatalogError> for StoreError {
+    fn from(e: CatalogError) -> Self {
+        StoreError::Catalog(Box::new(e))
+    }
+}
+
+impl From<automerge::AutomergeError> for StoreError {
+    fn from(e: automerge::AutomergeError) -> Self {
+        StoreError::Automerge(Box::new(e))
     }
 }
 
