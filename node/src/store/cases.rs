@@ -260,7 +260,7 @@ impl Store {
             None,
             stamp.hlc.wall_ms(),
         )?;
-        let view = case.view(false);
+        let view = yichuang_shared::case::new_case_view(&new, &stamp);
         index_case(conn, &doc_id, &view, stamp.hlc.wall_ms())?;
         Ok((
             Created {
