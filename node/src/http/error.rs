@@ -138,12 +138,16 @@ impl From<StoreError> for ApiError {
             StoreError::UnknownCase(_) => ApiError::not_found(e.to_string()),
             StoreError::UnknownItem(_) => ApiError::invalid("item_code", e.to_string()),
             StoreError::Invalid(m) => ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, m),
-            StoreError::Case(c) => case_error(c),
+            StoreError::Case(c) => case_error(*c),
             StoreError::DiskFull => {
                 ApiError::new(StatusCode::INSUFFICIENT_STORAGE, e.to_string())
             }
-            StoreError::ReadOnly | StoreError::Busy => {
+            StoreError::ReadOnly | StoreError::Busy | StoreError::Closed => {
                 ApiError::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string())
+            }
+            StoreError::CommitFailed(_) => {
+                tracing::error!(error = %e, "commit failed");
+                ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string())
             }
             other => {
                 // Store errors name tables and documents, never a person's data.

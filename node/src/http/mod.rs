@@ -2,8 +2,8 @@
 //! dashboard, live sync status over server-sent events, and `/metrics`.
 //!
 //! Architecture invariant: handlers never touch SQLite on an async worker. Every
-//! store call goes through [`StoreHandle`], one dedicated thread fed by a bounded
-//! queue, so a slow disk stalls requests (which wait) but never the runtime.
+//! store call goes through the store's [`StoreHandle`] (one thread, a bounded queue,
+//! group commit), so a slow disk stalls requests (which wait) but never the runtime.
 
 mod api;
 mod auth;
@@ -12,7 +12,6 @@ mod metrics;
 mod openapi;
 mod pages;
 mod sse;
-mod store_thread;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -25,9 +24,8 @@ use tokio::sync::{Notify, Semaphore, watch};
 use tokio_util::sync::CancellationToken;
 
 pub use error::ApiError;
-pub use store_thread::StoreHandle;
 
-use crate::store::{NodeSettings, Store, SyncStatus};
+use crate::store::{NodeSettings, Store, StoreHandle, SyncStatus};
 
 /// The default HTTP address of `serve`: loopback only, so a node is reachable from
 /// the hall's LAN only when an operator says so with `--http`.

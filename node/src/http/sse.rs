@@ -14,7 +14,8 @@ use tokio_util::sync::CancellationToken;
 
 use super::auth::Clerk;
 use super::error::ErrorBody;
-use super::{ApiError, AppState, StoreHandle};
+use super::{ApiError, AppState};
+use crate::store::StoreHandle;
 use crate::store::SyncStatus;
 
 /// How often the status is re-read. The banner's "last contact" and online/offline
@@ -62,7 +63,7 @@ pub async fn watch_sync(
                 });
             }
             Ok(Err(e)) => tracing::warn!(error = %e, "reading sync status"),
-            Err(e) => tracing::warn!(error = %e.message, "reading sync status"),
+            Err(e) => tracing::warn!(error = %e, "reading sync status"),
         }
     }
 }

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use automerge::AutoCommit;
-use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
+use rusqlite::{Connection, OptionalExtension, params};
 use serde::Serialize;
 use yichuang_shared::case::{
     ApplicantKind, CaseDoc, CaseView, EventKind, MaterialSpec, NewCase, NewEvent, Party, Stamp,
@@ -14,7 +14,7 @@ use yichuang_shared::ids::{DocId, case_number};
 use yichuang_shared::validate;
 
 use super::docs::{fresh_doc, write_changes};
-use super::{Store, StoreError, now_ms, random_bytes};
+use super::{Store, StoreError, Tx, now_ms, random_bytes};
 
 /// Most rows one list call returns; a page, not a dump.
 pub const LIST_LIMIT_MAX: usize = 1_000;
@@ -260,7 +260,7 @@ impl Store {
             None,
             stamp.hlc.wall_ms(),
         )?;
-        let view = case.view(false);
+        let view = yichuang_shared::case::new_case_view(&new, &stamp);
         index_case(conn, &doc_id, &view, stamp.hlc.wall_ms())?;
         Ok((
             Created {
@@ -276,9 +276,7 @@ impl Store {
     /// Registers a case. Returns only after the case is durable.
     pub fn create_case(&mut self, req: &CreateCase) -> Result<Created, StoreError> {
         let new = self.prepare_case(req)?;
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let tx = Tx::begin(&self.conn, self.in_group)?;
         let (created, doc, last_seq) =
             Store::insert_case(&tx, &self.settings, &self.actor, new, &req.clerk)?;
         tx.commit()?;
@@ -292,9 +290,7 @@ impl Store {
             .iter()
             .map(|r| Ok((self.prepare_case(r)?, r.clerk.as_str())))
             .collect::<Result<_, StoreError>>()?;
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let tx = Tx::begin(&self.conn, self.in_group)?;
         let mut numbers = Vec::with_capacity(prepared.len());
         for (new, clerk) in prepared {
             numbers.push(
@@ -345,9 +341,7 @@ impl Store {
         clerk: &str,
         change: impl FnOnce(&mut CaseDoc, &Stamp) -> Result<(), yichuang_shared::case::CaseError>,
     ) -> Result<CaseView, StoreError> {
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let tx = Tx::begin(&self.conn, self.in_group)?;
         let stamp = stamp(&tx, self.settings.node_id, clerk)?;
         let doc = fresh_doc(&tx, &mut self.cache, doc_id)?;
         doc.set_actor(self.actor.clone());

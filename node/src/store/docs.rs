@@ -64,6 +64,10 @@ impl DocCache {
         self.entries.is_empty()
     }
 
+    pub fn clear(&mut self) {
+        self.entries.clear();
+    }
+
     pub fn evict(&mut self, id: &DocId) {
         self.entries.remove(id);
     }

@@ -5,12 +5,14 @@
 //! committed with `synchronous=FULL`; nothing is held only in memory. The store is
 //! synchronous and blocking: async code calls it from a blocking thread.
 
+mod actor;
 mod cases;
 pub mod dashboard;
 pub mod docs;
 mod remote;
 pub mod schema;
 pub mod status;
+mod tx;
 pub mod users;
 
 use std::path::{Path, PathBuf};
@@ -23,17 +25,22 @@ use yichuang_shared::case::CaseError;
 use yichuang_shared::catalog::{self, CatalogError, CatalogFile, District};
 use yichuang_shared::ids::{NodeId, RefDoc, Role};
 
-pub use cases::{CaseFilter, CaseRow, CreateCase, Created, LIST_LIMIT_MAX, fmt_time as cases_fmt_time};
+pub use actor::{GROUP_MAX, StoreHandle};
+pub use cases::{
+    CaseFilter, CaseRow, CreateCase, Created, LIST_LIMIT_MAX, fmt_time as cases_fmt_time,
+};
 pub use docs::DocCache;
 pub use remote::Applied;
 pub use status::{PeerHealth, SyncStatus};
+use tx::Tx;
 pub use users::{User, UserRole};
 
 /// The database file inside a node's data folder.
 pub const DB_FILE: &str = "yichuang.db";
 /// How long a writer waits for another process (the CLI beside `serve`) to commit.
-/// Case writes take milliseconds, so five seconds means something is stuck.
-const BUSY_TIMEOUT_MS: u64 = 5_000;
+/// Case writes take milliseconds; SQLite's busy wait is not fair, so a loaded node
+/// may make a CLI writer wait several rounds. Fifteen seconds means something is stuck.
+const BUSY_TIMEOUT_MS: u64 = 15_000;
 
 /// The district this build was made for, and its catalog. A node is seeded from them.
 pub const DISTRICT_JSON: &str = include_str!("../../../fixtures/district.json");
@@ -74,15 +81,19 @@ pub enum StoreError {
     #[error("stored data is damaged: {0}")]
     Corrupt(String),
     #[error(transparent)]
-    Case(#[from] CaseError),
+    Case(Box<CaseError>),
     #[error(transparent)]
-    Catalog(#[from] CatalogError),
+    Catalog(Box<CatalogError>),
     #[error("automerge: {0}")]
-    Automerge(#[from] automerge::AutomergeError),
+    Automerge(Box<automerge::AutomergeError>),
     #[error("i/o: {0}")]
     Io(#[from] std::io::Error),
     #[error("sqlite: {0}")]
-    Sqlite(rusqlite::Error),
+    Sqlite(Box<rusqlite::Error>),
+    #[error("the store has shut down")]
+    Closed,
+    #[error("saving failed, nothing from this operation was kept: {0}")]
+    CommitFailed(String),
 }
 
 impl From<rusqlite::Error> for StoreError {
@@ -93,8 +104,26 @@ impl From<rusqlite::Error> for StoreError {
             | Some(ErrorCode::CannotOpen)
             | Some(ErrorCode::PermissionDenied) => StoreError::ReadOnly,
             Some(ErrorCode::DatabaseBusy) | Some(ErrorCode::DatabaseLocked) => StoreError::Busy,
-            _ => StoreError::Sqlite(e),
+            _ => StoreError::Sqlite(Box::new(e)),
         }
+    }
+}
+
+impl From<CaseError> for StoreError {
+    fn from(e: CaseError) -> Self {
+        StoreError::Case(Box::new(e))
+    }
+}
+
+impl From<CatalogError> for StoreError {
+    fn from(e: CatalogError) -> Self {
+        StoreError::Catalog(Box::new(e))
+    }
+}
+
+impl From<automerge::AutomergeError> for StoreError {
+    fn from(e: automerge::AutomergeError) -> Self {
+        StoreError::Automerge(Box::new(e))
     }
 }
 
@@ -158,6 +187,8 @@ pub struct Store {
         i64,
         std::collections::BTreeMap<String, catalog::CatalogItem>,
     )>,
+    /// Inside [`Store::group`]: operations use savepoints and the group commits once.
+    in_group: bool,
 }
 
 impl std::fmt::Debug for Store {
@@ -292,6 +323,7 @@ impl Store {
             cache: DocCache::new(config.cache_docs_max),
             settings,
             catalog: None,
+            in_group: false,
         }
     }
 
@@ -323,9 +355,7 @@ impl Store {
             (RefDoc::Calendar, catalog::seed_calendar()?),
             (RefDoc::Nodes, catalog::seed_nodes()?),
         ];
-        let tx = self
-            .conn
-            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let tx = Tx::begin(&self.conn, self.in_group)?;
         for (which, doc) in &mut docs {
             let changes = doc.get_changes(&[]);
             docs::write_changes(
@@ -367,6 +397,25 @@ impl Store {
         }
         // Invariant: filled just above.
         Ok(&self.catalog.as_ref().expect("catalog loaded").1)
+    }
+
+    /// Runs `f` as one group commit: every write inside it is a savepoint of one
+    /// transaction, committed with a single fsync. A write acknowledged inside `f`
+    /// is durable only once this returns `Ok`; on failure nothing of the group is kept
+    /// and the cache is cleared, since it may hold what the disk does not.
+    pub fn group<R>(&mut self, f: impl FnOnce(&mut Store) -> R) -> Result<R, StoreError> {
+        debug_assert!(!self.in_group, "groups do not nest");
+        self.conn.execute_batch("BEGIN IMMEDIATE")?;
+        self.in_group = true;
+        let result = f(self);
+        self.in_group = false;
+        if let Err(e) = self.conn.execute_batch("COMMIT") {
+            let _ = self.conn.execute_batch("ROLLBACK");
+            self.cache.clear();
+            self.catalog = None;
+            return Err(e.into());
+        }
+        Ok(result)
     }
 
     /// Runs SQLite's own consistency check.

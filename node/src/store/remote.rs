@@ -2,13 +2,13 @@
 //! indexed; changes whose dependencies are missing wait in `pending`, never dropped.
 
 use automerge::{AutoCommit, Change};
-use rusqlite::{Connection, TransactionBehavior, params};
+use rusqlite::{Connection, params};
 use yichuang_shared::case::CaseDoc;
 use yichuang_shared::ids::DocId;
 
 use super::cases::index_case;
 use super::docs::{fresh_doc, kind_of_doc, write_changes};
-use super::{Store, StoreError, now_ms};
+use super::{Store, StoreError, Tx, now_ms};
 
 /// What became of a batch of remote changes.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -52,9 +52,7 @@ impl Store {
         from_peer: Option<&str>,
     ) -> Result<Applied, StoreError> {
         let now = now_ms();
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let tx = Tx::begin(&self.conn, self.in_group)?;
         let mut waiting: Vec<Change> = {
             let mut stmt = tx.prepare_cached("SELECT bytes FROM pending WHERE doc_id = ?1")?;
             let rows = stmt.query_map([doc_id.as_str()], |r| r.get::<_, Vec<u8>>(0))?;

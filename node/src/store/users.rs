@@ -136,15 +136,15 @@ impl Store {
     pub fn user_add(&self, name: &str, role: UserRole, password: &str) -> Result<(), StoreError> {
         check_user_name(name)?;
         let phc = hash_password(password)?;
-        self.conn.execute(
+        let tx = super::Tx::begin(&self.conn, self.in_group)?;
+        tx.execute(
             "INSERT INTO users (name, role, password_phc, created_ms) VALUES (?1, ?2, ?3, ?4)
              ON CONFLICT (name) DO UPDATE SET role = ?2, password_phc = ?3, disabled = 0",
             params![name, role.as_str(), phc, now_ms()],
         )?;
         // A new password ends the old sessions.
-        self.conn
-            .execute("DELETE FROM sessions WHERE user_name = ?1", [name])?;
-        Ok(())
+        tx.execute("DELETE FROM sessions WHERE user_name = ?1", [name])?;
+        tx.commit()
     }
 
     /// Every account, by name.

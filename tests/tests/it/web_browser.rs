@@ -149,10 +149,20 @@ async fn hidden(c: &Client, css: &str) -> bool {
     class.unwrap_or_default().split_whitespace().any(|c| c == "hidden")
 }
 
+/// Reads without failing: the page may be reloading under us (a button reloads it).
+async fn try_text(c: &Client, css: &str) -> Option<String> {
+    c.find(Locator::Css(css)).await.ok()?.text().await.ok()
+}
+
+async fn try_hidden(c: &Client, css: &str) -> Option<bool> {
+    let class = c.find(Locator::Css(css)).await.ok()?.attr("class").await.ok()?;
+    Some(class.unwrap_or_default().split_whitespace().any(|c| c == "hidden"))
+}
+
 /// Polls until `css`'s visibility is `want_hidden`, without reloading the page.
 async fn wait_hidden(c: &Client, css: &str, want_hidden: bool) {
     let started = Instant::now();
-    while hidden(c, css).await != want_hidden {
+    while try_hidden(c, css).await != Some(want_hidden) {
         assert!(
             started.elapsed() < STEP_DEADLINE,
             "{css} did not become {} within {STEP_DEADLINE:?}",
@@ -165,8 +175,8 @@ async fn wait_hidden(c: &Client, css: &str, want_hidden: bool) {
 async fn wait_text(c: &Client, css: &str, needle: &str) {
     let started = Instant::now();
     loop {
-        let t = text(c, css).await;
-        if t.contains(needle) {
+        let t = try_text(c, css).await;
+        if t.as_deref().is_some_and(|t| t.contains(needle)) {
             return;
         }
         assert!(

@@ -90,6 +90,7 @@ pub async fn list(
         .store
         .call(move |s| api::query_cases(s, &query))
         .await
+        .map_err(ApiError::from)
         .and_then(|r| r)
     {
         Ok(rows) => rows,
@@ -280,6 +281,7 @@ pub async fn new_form(State(state): State<AppState>, PageUser(user): PageUser) -
                 .collect())
         })
         .await
+        .map_err(ApiError::from)
         .and_then(|r| r)
     {
         Ok(items) => items,
@@ -374,6 +376,7 @@ pub async fn detail(
             Ok((detail, node_names(s)))
         })
         .await
+        .map_err(ApiError::from)
         .and_then(|r| r);
     let (d, names) = match result {
         Ok(x) => x,
@@ -578,6 +581,7 @@ pub async fn conflicts(State(state): State<AppState>, PageUser(user): PageUser) 
             Ok((api::conflict_queue(s)?, node_names(s)))
         })
         .await
+        .map_err(ApiError::from)
         .and_then(|r| r);
     let (items, names) = match result {
         Ok(x) => x,

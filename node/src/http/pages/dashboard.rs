@@ -239,6 +239,7 @@ pub async fn page(State(state): State<AppState>, PageUser(user): PageUser) -> Re
             Ok((s.dashboard(now_ms())?, s.sync_status()?, s.conflict_totals()?))
         })
         .await
+        .map_err(ApiError::from)
         .and_then(|r| r);
     let (d, sync, (_, conflicts)) = match result {
         Ok(x) => x,
