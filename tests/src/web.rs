@@ -135,7 +135,11 @@ impl Reply {
     /// Asserts the status and that the body is the JSON error shape when >= 400.
     #[track_caller]
     pub fn expect(&self, status: u16) -> &Reply {
-        assert_eq!(self.status, status, "unexpected status; body: {}", self.text);
+        assert_eq!(
+            self.status, status,
+            "unexpected status; body: {}",
+            self.text
+        );
         if status >= 400 {
             assert!(
                 self.json["error"]["message"].is_string(),
@@ -200,7 +204,10 @@ impl Api {
     }
 
     pub fn get(&self, path: &str) -> Reply {
-        reply(self.auth(self.agent.get(format!("{}{path}", self.base))).call())
+        reply(
+            self.auth(self.agent.get(format!("{}{path}", self.base)))
+                .call(),
+        )
     }
 
     /// Sends raw bytes with a content type (for malformed and oversized bodies).
@@ -220,15 +227,28 @@ impl Api {
     }
 
     pub fn post(&self, path: &str, body: &Value) -> Reply {
-        self.send_raw("POST", path, "application/json", body.to_string().as_bytes())
+        self.send_raw(
+            "POST",
+            path,
+            "application/json",
+            body.to_string().as_bytes(),
+        )
     }
 
     pub fn patch(&self, path: &str, body: &Value) -> Reply {
-        self.send_raw("PATCH", path, "application/json", body.to_string().as_bytes())
+        self.send_raw(
+            "PATCH",
+            path,
+            "application/json",
+            body.to_string().as_bytes(),
+        )
     }
 
     pub fn delete(&self, path: &str) -> Reply {
-        reply(self.auth(self.agent.delete(format!("{}{path}", self.base))).call())
+        reply(
+            self.auth(self.agent.delete(format!("{}{path}", self.base)))
+                .call(),
+        )
     }
 
     /// Signs in and returns a client carrying the session's bearer token.

@@ -45,8 +45,8 @@ pub async fn cancel_on_signal(cancel: CancellationToken) {
 }
 
 pub fn run(args: HttpArgs) -> Result<()> {
-    let store =
-        Store::open(&args.dir.dir).with_context(|| format!("opening {}", args.dir.dir.display()))?;
+    let store = Store::open(&args.dir.dir)
+        .with_context(|| format!("opening {}", args.dir.dir.display()))?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -40,7 +40,9 @@ fn read_password() -> Result<String> {
         .context("reading the password from standard input")?;
     let password = line.trim_end_matches(['\n', '\r']).to_owned();
     if password.is_empty() {
-        bail!("give the password on standard input, e.g. `echo 'secret-pass' | yichuang user add …`");
+        bail!(
+            "give the password on standard input, e.g. `echo 'secret-pass' | yichuang user add …`"
+        );
     }
     Ok(password)
 }

@@ -99,9 +99,7 @@ fn check_len(field: &str, value: &str, max: usize) -> Result<(), ApiError> {
 
 fn check_key(key: &str) -> Result<(), ApiError> {
     if key.is_empty() || key.chars().count() > CASE_KEY_MAX_CHARS {
-        return Err(ApiError::not_found(format!(
-            "no case {key:?} on this node"
-        )));
+        return Err(ApiError::not_found(format!("no case {key:?} on this node")));
     }
     Ok(())
 }
@@ -164,7 +162,11 @@ pub struct CaseList {
     pub count: usize,
 }
 
-pub fn list_item(row: CaseRow, unsynced: &BTreeSet<String>, deadline_ms: Option<i64>) -> CaseListItem {
+pub fn list_item(
+    row: CaseRow,
+    unsynced: &BTreeSet<String>,
+    deadline_ms: Option<i64>,
+) -> CaseListItem {
     let status_label = row
         .status
         .parse::<Status>()
@@ -238,7 +240,11 @@ pub fn query_cases(s: &mut Store, query: &CaseQuery) -> Result<Vec<CaseListItem>
                 OverdueFilter::Any => d.overdue || d.near_overdue,
             })
             .filter(|d| matches(&d.case))
-            .filter(|d| searched.as_ref().is_none_or(|ids| ids.contains(&d.case.doc_id)))
+            .filter(|d| {
+                searched
+                    .as_ref()
+                    .is_none_or(|ids| ids.contains(&d.case.doc_id))
+            })
             .take(limit)
             .map(|d| list_item(d.case, &unsynced, Some(d.deadline_ms)))
             .collect());
@@ -272,7 +278,11 @@ pub async fn list_cases(
     _clerk: Clerk,
     ApiQuery(query): ApiQuery<CaseQuery>,
 ) -> Result<Json<CaseList>, ApiError> {
-    check_len("q", query.q.as_deref().unwrap_or_default(), SEARCH_MAX_CHARS)?;
+    check_len(
+        "q",
+        query.q.as_deref().unwrap_or_default(),
+        SEARCH_MAX_CHARS,
+    )?;
     let cases = state.store.call(move |s| query_cases(s, &query)).await??;
     Ok(Json(CaseList {
         count: cases.len(),
@@ -570,12 +580,12 @@ pub async fn add_event(
     ApiJson(body): ApiJson<EventBody>,
 ) -> Result<Json<CaseDetail>, ApiError> {
     check_key(&key)?;
-    let kind: EventKind = body
-        .kind
-        .parse()
-        .map_err(|e: yichuang_shared::case::status::UnknownKind| {
-            ApiError::invalid("kind", e.to_string())
-        })?;
+    let kind: EventKind =
+        body.kind
+            .parse()
+            .map_err(|e: yichuang_shared::case::status::UnknownKind| {
+                ApiError::invalid("kind", e.to_string())
+            })?;
     if !kind.is_step() {
         return Err(ApiError::invalid(
             "kind",
@@ -707,7 +717,9 @@ fn listed_value(s: &mut Store, key: &str, field: &str, n: usize) -> Result<Strin
         .field_conflicts()
         .into_iter()
         .find(|c| c.path == field)
-        .ok_or_else(|| ApiError::conflict(format!("field {field:?} has no conflict to resolve")).field("field"))?;
+        .ok_or_else(|| {
+            ApiError::conflict(format!("field {field:?} has no conflict to resolve")).field("field")
+        })?;
     n.checked_sub(1)
         .and_then(|i| conflict.values.get(i))
         .map(|v| v.value.clone())

@@ -30,7 +30,10 @@ pub struct PageUser(pub User);
 
 /// The session token of a request: the bearer token, else the cookie.
 pub fn token_of(headers: &HeaderMap) -> Option<String> {
-    if let Some(auth) = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()) {
+    if let Some(auth) = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+    {
         let (scheme, token) = auth.trim().split_once(' ')?;
         return scheme
             .eq_ignore_ascii_case("bearer")
@@ -187,10 +190,14 @@ pub async fn api_logout(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     if let Some(token) = token_of(&headers) {
-        state.store.call(move |s| s.session_delete(&token)).await??;
+        state
+            .store
+            .call(move |s| s.session_delete(&token))
+            .await??;
     }
     let mut resp = StatusCode::NO_CONTENT.into_response();
-    resp.headers_mut().insert(header::SET_COOKIE, clear_cookie());
+    resp.headers_mut()
+        .insert(header::SET_COOKIE, clear_cookie());
     Ok(resp)
 }
 

@@ -139,9 +139,7 @@ impl From<StoreError> for ApiError {
             StoreError::UnknownItem(_) => ApiError::invalid("item_code", e.to_string()),
             StoreError::Invalid(m) => ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, m),
             StoreError::Case(c) => case_error(*c),
-            StoreError::DiskFull => {
-                ApiError::new(StatusCode::INSUFFICIENT_STORAGE, e.to_string())
-            }
+            StoreError::DiskFull => ApiError::new(StatusCode::INSUFFICIENT_STORAGE, e.to_string()),
             StoreError::ReadOnly | StoreError::Busy | StoreError::Closed => {
                 ApiError::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string())
             }
@@ -219,22 +217,17 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
             ));
         }
         let req = Request::from_parts(parts, body);
-        let bytes = Bytes::from_request(req, state)
-            .await
-            .map_err(|rejection| {
-                let status = rejection.status();
-                if status == StatusCode::PAYLOAD_TOO_LARGE {
-                    ApiError::new(
-                        status,
-                        format!(
-                            "the body is larger than {} bytes",
-                            super::BODY_MAX_BYTES
-                        ),
-                    )
-                } else {
-                    ApiError::new(status, rejection.body_text())
-                }
-            })?;
+        let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
+            let status = rejection.status();
+            if status == StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::new(
+                    status,
+                    format!("the body is larger than {} bytes", super::BODY_MAX_BYTES),
+                )
+            } else {
+                ApiError::new(status, rejection.body_text())
+            }
+        })?;
         parse_json(&bytes).map(ApiJson)
     }
 }

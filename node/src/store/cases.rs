@@ -505,9 +505,7 @@ impl Store {
     ) -> Result<Vec<CaseRow>, StoreError> {
         let sql = format!("SELECT {ROW_COLUMNS} FROM case_index WHERE {clause}");
         let mut stmt = self.conn.prepare_cached(&sql)?;
-        Ok(stmt
-            .query_map(args, row)?
-            .collect::<Result<Vec<_>, _>>()?)
+        Ok(stmt.query_map(args, row)?.collect::<Result<Vec<_>, _>>()?)
     }
 
     pub fn case_count(&self) -> Result<i64, StoreError> {

@@ -143,7 +143,9 @@ impl Store {
         };
         let head_seq: i64 =
             self.conn
-                .query_row("SELECT COALESCE(MAX(seq), 0) FROM changes", [], |r| r.get(0))?;
+                .query_row("SELECT COALESCE(MAX(seq), 0) FROM changes", [], |r| {
+                    r.get(0)
+                })?;
         let mut peers = Vec::with_capacity(rows.len());
         for row in &rows {
             let reg = registry.get(&row.peer).cloned().unwrap_or_default();
@@ -215,9 +217,9 @@ impl Store {
         let pending_changes: i64 =
             self.conn
                 .query_row("SELECT COUNT(*) FROM pending", [], |r| r.get(0))?;
-        let rejections: i64 =
-            self.conn
-                .query_row("SELECT COUNT(*) FROM rejections", [], |r| r.get(0))?;
+        let rejections: i64 = self
+            .conn
+            .query_row("SELECT COUNT(*) FROM rejections", [], |r| r.get(0))?;
         Ok(SyncStatus {
             role: self.settings.role,
             is_hub,

@@ -108,7 +108,7 @@ async fn browser(driver: &Driver, profile: &Path) -> Client {
         "--disable-component-update".into(),
         "--disable-sync".into(),
         "--disable-dev-shm-usage".into(),
-        "--window-size=1366,900".into(),
+        "--window-size=1366,1000".into(),
         "--lang=zh-CN".into(),
         format!("--user-data-dir={}", profile.display()),
     ];
@@ -146,7 +146,10 @@ async fn text(c: &Client, css: &str) -> String {
 
 async fn hidden(c: &Client, css: &str) -> bool {
     let class = el(c, css).await.attr("class").await.expect("class");
-    class.unwrap_or_default().split_whitespace().any(|c| c == "hidden")
+    class
+        .unwrap_or_default()
+        .split_whitespace()
+        .any(|c| c == "hidden")
 }
 
 /// Reads without failing: the page may be reloading under us (a button reloads it).
@@ -155,8 +158,19 @@ async fn try_text(c: &Client, css: &str) -> Option<String> {
 }
 
 async fn try_hidden(c: &Client, css: &str) -> Option<bool> {
-    let class = c.find(Locator::Css(css)).await.ok()?.attr("class").await.ok()?;
-    Some(class.unwrap_or_default().split_whitespace().any(|c| c == "hidden"))
+    let class = c
+        .find(Locator::Css(css))
+        .await
+        .ok()?
+        .attr("class")
+        .await
+        .ok()?;
+    Some(
+        class
+            .unwrap_or_default()
+            .split_whitespace()
+            .any(|c| c == "hidden"),
+    )
 }
 
 /// Polls until `css`'s visibility is `want_hidden`, without reloading the page.
@@ -224,6 +238,23 @@ fn deliver_to_hub(center_dir: &str, hub_dir: &str, hub_peer: &str) {
         .connection()
         .query_row("SELECT MAX(seq) FROM changes", [], |r| r.get(0))
         .expect("head");
+    let hub_head: i64 = hub
+        .connection()
+        .query_row("SELECT MAX(seq) FROM changes", [], |r| r.get(0))
+        .expect("hub head");
+    // The hub's side of the session: what it filed from the center, what the center has.
+    hub.connection()
+        .execute(
+            "INSERT INTO peers (peer, sent_seq, received_seq, last_contact_ms) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT (peer) DO UPDATE SET sent_seq = ?2, received_seq = ?3, last_contact_ms = ?4",
+            rusqlite::params![
+                center.settings().node_id.to_string(),
+                hub_head,
+                head,
+                yichuang_node::store::now_ms()
+            ],
+        )
+        .expect("recording the center at the hub");
     center
         .connection()
         .execute(
@@ -268,14 +299,26 @@ fn clerk_registers_a_case_and_sees_it_reach_the_hub() {
 
             // Register a case through the form: find the item by typing.
             el(&c, "#new-case").await.click().await.unwrap();
-            el(&c, "#item-search").await.send_keys("电梯").await.unwrap();
+            el(&c, "#item-search")
+                .await
+                .send_keys("电梯")
+                .await
+                .unwrap();
             let first = el(&c, "#item-suggest li").await;
             shot(&c, "02-register-typeahead").await;
             first.click().await.unwrap();
             wait_hidden(&c, "#step2", false).await;
-            el(&c, "#applicant-name").await.send_keys("王小明").await.unwrap();
+            el(&c, "#applicant-name")
+                .await
+                .send_keys("王小明")
+                .await
+                .unwrap();
             el(&c, "#applicant-id").await.send_keys(ID).await.unwrap();
-            el(&c, "#applicant-phone").await.send_keys("13800138000").await.unwrap();
+            el(&c, "#applicant-phone")
+                .await
+                .send_keys("13800138000")
+                .await
+                .unwrap();
             for m in c
                 .find_all(Locator::Css("input[name=material][data-required]"))
                 .await
@@ -329,11 +372,19 @@ fn clerk_registers_a_case_and_sees_it_reach_the_hub() {
             // A conflict: the hub and the center changed the phone while apart.
             {
                 let mut h = Store::open(Path::new(&hub)).unwrap();
-                h.case_edit(&case_no, "D001", &[("applicant.phone".into(), "13700137000".into())])
-                    .unwrap();
+                h.case_edit(
+                    &case_no,
+                    "D001",
+                    &[("applicant.phone".into(), "13700137000".into())],
+                )
+                .unwrap();
                 let mut cs = Store::open(Path::new(&center)).unwrap();
-                cs.case_edit(&case_no, "C007", &[("applicant.phone".into(), "13900139000".into())])
-                    .unwrap();
+                cs.case_edit(
+                    &case_no,
+                    "C007",
+                    &[("applicant.phone".into(), "13900139000".into())],
+                )
+                .unwrap();
                 let id = cs.resolve_case(&case_no).unwrap();
                 let changes: Vec<Change> = h
                     .raw_changes(&id)
@@ -343,11 +394,16 @@ fn clerk_registers_a_case_and_sees_it_reach_the_hub() {
                     .collect();
                 cs.apply_remote(&id, changes, Some(&hub_id)).unwrap();
             }
-            c.goto(&format!("{}/conflicts", center_srv.base)).await.unwrap();
+            c.goto(&format!("{}/conflicts", center_srv.base))
+                .await
+                .unwrap();
             wait_text(&c, &format!("#c-{case_no}"), "申请人电话").await;
             let card = text(&c, &format!("#c-{case_no}")).await;
             assert!(card.contains("C007") && card.contains("D001"), "{card}");
-            assert!(card.contains("137****7000") && card.contains("139****9000"), "{card}");
+            assert!(
+                card.contains("137****7000") && card.contains("139****9000"),
+                "{card}"
+            );
             shot(&c, "07-conflict-queue").await;
             el(&c, "button[data-resolve]").await.click().await.unwrap();
             el(&c, "#no-conflicts").await;
@@ -389,11 +445,18 @@ fn clerk_registers_a_case_and_sees_it_reach_the_hub() {
             assert!(by_center.contains("桐湾街道公共服务中心"), "{by_center}");
             assert!(by_center.contains("碧澜街道公共服务中心"), "{by_center}");
             el(&c, "#volume-chart rect").await;
+            // The whole dashboard in one picture.
+            c.set_window_size(1366, 1500).await.expect("resizing");
             shot(&c, "08-hub-dashboard").await;
-            c.goto(&format!("{}/cases?q={case_no}", hub_srv.base)).await.unwrap();
+            c.set_window_size(1366, 1000).await.expect("resizing");
+            c.goto(&format!("{}/cases?q={case_no}", hub_srv.base))
+                .await
+                .unwrap();
             wait_text(&c, "#case-table", &case_no).await;
             shot(&c, "09-hub-case-list").await;
-            c.goto(&format!("{}/cases/{case_no}", hub_srv.base)).await.unwrap();
+            c.goto(&format!("{}/cases/{case_no}", hub_srv.base))
+                .await
+                .unwrap();
             wait_text(&c, "#events", "受理").await;
             shot(&c, "10-hub-case-detail").await;
 
@@ -402,7 +465,12 @@ fn clerk_registers_a_case_and_sees_it_reach_the_hub() {
         .await
         .expect("the browser scenario took too long");
     });
-    for name in ["01-login", "04-case-detail-not-at-hub", "06-case-list-at-hub", "08-hub-dashboard"] {
+    for name in [
+        "01-login",
+        "04-case-detail-not-at-hub",
+        "06-case-list-at-hub",
+        "08-hub-dashboard",
+    ] {
         let p = shots.join(format!("{name}.png"));
         let len = std::fs::metadata(&p).map(|m| m.len()).unwrap_or(0);
         assert!(len > 10_000, "{} is missing or empty", p.display());

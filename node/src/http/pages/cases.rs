@@ -39,14 +39,20 @@ fn node_names(s: &mut Store) -> BTreeMap<String, String> {
     let me = s.settings().clone();
     names.insert(
         me.node_id.to_string(),
-        format!("本节点（{}）", crate::store::dashboard::center_label(&me.center)),
+        format!(
+            "本节点（{}）",
+            crate::store::dashboard::center_label(&me.center)
+        ),
     );
     if let Ok(status) = s.sync_status() {
         for p in status.peers {
-            let label = if p.name.is_empty() {
-                format!("节点 {}", &p.peer[..p.peer.len().min(8)])
-            } else {
-                p.name
+            let short = &p.peer[..p.peer.len().min(8)];
+            // The registry lists every node the hub enrolled; an unlisted peer of a
+            // center or laptop is the hub itself (as `Store::sync_status` counts it).
+            let label = match (p.name.is_empty(), status.is_hub) {
+                (false, _) => p.name,
+                (true, false) => format!("区中心（{short}）"),
+                (true, true) => format!("节点 {short}"),
             };
             names.entry(p.peer).or_insert(label);
         }
@@ -269,7 +275,11 @@ pub async fn new_form(State(state): State<AppState>, PageUser(user): PageUser) -
                     code: i.code.clone(),
                     name: i.name.clone(),
                     department: i.department.clone(),
-                    promised: format!("{} {}", i.promised_limit.value, i.promised_limit.unit.label_zh()),
+                    promised: format!(
+                        "{} {}",
+                        i.promised_limit.value,
+                        i.promised_limit.unit.label_zh()
+                    ),
                     visits: i.visits,
                     delivery: i.delivery.clone(),
                     materials: i
@@ -370,11 +380,13 @@ pub async fn detail(
     let lookup = key.clone();
     let result = state
         .store
-        .call(move |s| -> Result<(CaseDetail, BTreeMap<String, String>), ApiError> {
-            let view = s.case_view(&lookup, false, "")?;
-            let detail = api::case_detail(s, &lookup, view)?;
-            Ok((detail, node_names(s)))
-        })
+        .call(
+            move |s| -> Result<(CaseDetail, BTreeMap<String, String>), ApiError> {
+                let view = s.case_view(&lookup, false, "")?;
+                let detail = api::case_detail(s, &lookup, view)?;
+                Ok((detail, node_names(s)))
+            },
+        )
         .await
         .map_err(ApiError::from)
         .and_then(|r| r);
@@ -577,9 +589,11 @@ fn field_label(path: &str) -> String {
 pub async fn conflicts(State(state): State<AppState>, PageUser(user): PageUser) -> Response {
     let result = state
         .store
-        .call(|s| -> Result<(Vec<ConflictItem>, BTreeMap<String, String>), ApiError> {
-            Ok((api::conflict_queue(s)?, node_names(s)))
-        })
+        .call(
+            |s| -> Result<(Vec<ConflictItem>, BTreeMap<String, String>), ApiError> {
+                Ok((api::conflict_queue(s)?, node_names(s)))
+            },
+        )
         .await
         .map_err(ApiError::from)
         .and_then(|r| r);

@@ -18,8 +18,9 @@ const PALETTE: [&str; 13] = [
     "#1f5fbf", "#e07b00", "#1b8a4a", "#c03434", "#7a4cc2", "#0f8b8d", "#b8860b", "#d14d8b",
     "#4b5563", "#5b9bd5", "#8c564b", "#2ca02c", "#9467bd",
 ];
-const CHART_W: f64 = 760.0;
-const CHART_H: f64 = 260.0;
+/// The chart's drawing size, about its size on a 1280-pixel screen so text is not scaled.
+const CHART_W: f64 = 1160.0;
+const CHART_H: f64 = 240.0;
 const PAD_L: f64 = 40.0;
 const PAD_B: f64 = 30.0;
 const PAD_T: f64 = 12.0;
@@ -51,10 +52,12 @@ pub fn volume_chart(daily: &DailyVolume) -> String {
     let mut svg = String::new();
     let _ = write!(
         svg,
-        r#"<svg id="volume-chart" viewBox="0 0 {CHART_W} {CHART_H}" width="100%" role="img" aria-label="各中心每日办件量" xmlns="http://www.w3.org/2000/svg" font-size="11" font-family="sans-serif">"#
+        r#"<svg id="volume-chart" viewBox="0 0 {CHART_W} {CHART_H}" width="100%" style="max-height:{CHART_H}px" role="img" aria-label="各中心每日办件量" xmlns="http://www.w3.org/2000/svg" font-size="12" font-family="Noto Sans CJK SC, sans-serif">"#
     );
-    for i in 0..=4 {
-        let v = top * i / 4;
+    // Tick every fifth of a top of 5, 10, 20, 50 …; every unit for tops of 1 and 2.
+    let step = if top >= 5 { top / 5 } else { 1 };
+    let mut v = 0;
+    while v <= top {
         let y = PAD_T + plot_h - plot_h * (v as f64) / (top as f64);
         let _ = write!(
             svg,
@@ -63,6 +66,7 @@ pub fn volume_chart(daily: &DailyVolume) -> String {
             PAD_L - 6.0,
             y + 4.0
         );
+        v += step;
     }
     for (d, day) in daily.days.iter().enumerate() {
         let x0 = PAD_L + group_w * d as f64 + 3.0;
@@ -235,9 +239,15 @@ fn fleet_table(sync: &SyncStatus) -> String {
 pub async fn page(State(state): State<AppState>, PageUser(user): PageUser) -> Response {
     let result = state
         .store
-        .call(|s| -> Result<(Dashboard, SyncStatus, (i64, i64)), ApiError> {
-            Ok((s.dashboard(now_ms())?, s.sync_status()?, s.conflict_totals()?))
-        })
+        .call(
+            |s| -> Result<(Dashboard, SyncStatus, (i64, i64)), ApiError> {
+                Ok((
+                    s.dashboard(now_ms())?,
+                    s.sync_status()?,
+                    s.conflict_totals()?,
+                ))
+            },
+        )
         .await
         .map_err(ApiError::from)
         .and_then(|r| r);
