@@ -103,6 +103,9 @@ impl OnceRule {
         if text.trim() == "default" {
             return Ok(OnceRule::default());
         }
+        if text.trim().is_empty() {
+            return Err(MetricsError::OnceRule(String::new()));
+        }
         let mut rule = OnceRule {
             no_supplement: false,
             no_return: false,

@@ -81,3 +81,62 @@ pub fn put_year(doc: &mut AutoCommit, year: &YearOverride) -> Result<(), Calenda
     doc.put(&years, year.year.to_string(), text)?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use time::macros::date;
+
+    use super::*;
+    use crate::catalog::seed_calendar;
+
+    fn year_2027(version: &str) -> YearOverride {
+        YearOverride {
+            year: 2027,
+            version: version.into(),
+            holidays: vec![date!(2027 - 01 - 01)],
+            workdays: vec![],
+        }
+    }
+
+    #[test]
+    fn years_round_trip_and_replace() {
+        let mut doc = seed_calendar().expect("seed");
+        assert_eq!(read_years(&doc).expect("empty is fine"), vec![]);
+        put_year(&mut doc, &year_2027("hub-2027-v1")).expect("valid");
+        put_year(&mut doc, &year_2027("hub-2027-v2")).expect("a year is replaced whole");
+        let years = read_years(&doc).expect("valid");
+        assert_eq!(years, vec![year_2027("hub-2027-v2")]);
+        let cal = calendar_from_doc(&doc).expect("valid");
+        assert_eq!(cal.version_for(2027).as_deref(), Ok("hub-2027-v2"));
+        assert_eq!(cal.is_workday(date!(2027 - 01 - 01)), Ok(false));
+    }
+
+    #[test]
+    fn bad_years_are_refused() {
+        let mut doc = seed_calendar().expect("seed");
+        let bad = YearOverride {
+            version: "a+b".into(),
+            ..year_2027("x")
+        };
+        assert!(matches!(
+            put_year(&mut doc, &bad),
+            Err(CalendarDocError::Invalid(_))
+        ));
+        // A forged entry under the wrong key is found on reading, not used.
+        let years = match doc.get(ROOT, "years").expect("read") {
+            Some((Value::Object(ObjType::Map), id)) => id,
+            other => panic!("{other:?}"),
+        };
+        let text = serde_json::to_string(&year_2027("hub")).expect("json");
+        doc.put(&years, "2028", text).expect("put");
+        assert!(matches!(
+            read_years(&doc),
+            Err(CalendarDocError::Damaged { .. })
+        ));
+        let not_calendar = AutoCommit::new();
+        assert!(matches!(
+            read_years(&not_calendar),
+            Err(CalendarDocError::NotACalendar)
+        ));
+    }
+}
