@@ -3,5 +3,6 @@
 
 pub mod bench;
 pub mod cli;
+pub mod clock;
 pub mod logging;
 pub mod store;

@@ -1,6 +1,8 @@
 //! The `yichuang` command line: argument definitions and their dispatch.
 
+mod calendar;
 mod case;
+mod report;
 pub mod table;
 
 use std::path::PathBuf;
@@ -43,6 +45,13 @@ pub enum Command {
         #[command(subcommand)]
         command: case::CaseCommand,
     },
+    /// The working-day calendar: add working days, show a year, publish a year (hub).
+    Calendar {
+        #[command(subcommand)]
+        command: calendar::CalendarCommand,
+    },
+    /// District metrics: 按时办结率, 最多跑一次, 一次办结率, 好差评 and case counts.
+    Report(report::ReportArgs),
     /// Show who this node is.
     Info {
         #[command(flatten)]
@@ -98,6 +107,8 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Init(args) => init(args),
         Command::Catalog { command: CatalogCommand::List { dir, search, json } } => catalog_list(&dir, search, json),
         Command::Case { command } => case::run(command),
+        Command::Calendar { command } => calendar::run(command),
+        Command::Report(args) => report::run(args),
         Command::Info { dir, json } => info(&dir, json),
         Command::Bench { command } => crate::bench::run(command),
     }

@@ -8,10 +8,10 @@
 mod cases;
 pub mod docs;
 mod remote;
+mod rules;
 pub mod schema;
 
 use std::path::{Path, PathBuf};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use automerge::ActorId;
 use rusqlite::{Connection, ErrorCode, OpenFlags, OptionalExtension};
@@ -23,6 +23,7 @@ use yichuang_shared::ids::{NodeId, RefDoc, Role};
 pub use cases::{CaseFilter, CaseRow, CreateCase, Created, fmt_time as cases_fmt_time};
 pub use docs::DocCache;
 pub use remote::Applied;
+pub use rules::{Due, DueCase, ItemRules, RulesContext};
 
 /// The database file inside a node's data folder.
 pub const DB_FILE: &str = "yichuang.db";
@@ -58,6 +59,8 @@ pub enum StoreError {
     UnknownCenter(String, String),
     #[error("{0}")]
     Invalid(String),
+    #[error("only the hub may write reference documents; this node is a {role}")]
+    NotHub { role: Role },
     #[error("stored data is damaged: {0}")]
     Corrupt(String),
     #[error(transparent)]
@@ -139,6 +142,7 @@ pub struct Store {
     actor: ActorId,
     cache: DocCache,
     catalog: Option<(i64, std::collections::BTreeMap<String, catalog::CatalogItem>)>,
+    rules: Option<std::sync::Arc<RulesContext>>,
 }
 
 impl std::fmt::Debug for Store {
@@ -147,8 +151,9 @@ impl std::fmt::Debug for Store {
     }
 }
 
+/// This node's clock; see [`crate::clock`].
 pub fn now_ms() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+    crate::clock::now_ms()
 }
 
 pub fn random_bytes<const N: usize>() -> [u8; N] {
@@ -249,6 +254,7 @@ impl Store {
             cache: DocCache::new(config.cache_docs_max),
             settings,
             catalog: None,
+            rules: None,
         }
     }
 
