@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use automerge::transaction::CommitOptions;
-use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
+use rusqlite::{Connection, OptionalExtension, params};
 use serde::{Deserialize, Serialize};
 use yichuang_shared::calendar::document::{calendar_from_doc, put_year};
 use yichuang_shared::calendar::{WorkCalendar, YearOverride};
@@ -24,7 +24,7 @@ use yichuang_shared::metrics::{self, MetricsCase, Report, ReportQuery};
 
 use super::cases::{CaseRow, ROW_COLUMNS, row};
 use super::docs::{fresh_doc, write_changes};
-use super::{Store, StoreError, now_ms};
+use super::{Store, StoreError, Tx, now_ms};
 
 /// Bumped whenever what the index derives from a case changes, so old rows are
 /// re-derived once.
@@ -236,9 +236,7 @@ impl Store {
         clerk: &str,
     ) -> Result<(), StoreError> {
         let now = now_ms();
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let tx = Tx::begin(&self.conn, self.in_group)?;
         let doc = fresh_doc(&tx, &mut self.cache, id)?;
         doc.set_actor(self.actor.clone());
         let before = doc.get_heads();
@@ -280,9 +278,7 @@ impl Store {
         };
         let now = now_ms();
         for chunk in ids.chunks(REINDEX_BATCH) {
-            let tx = self
-                .conn
-                .transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let tx = Tx::begin(&self.conn, self.in_group)?;
             for text in chunk {
                 let id: DocId = text
                     .parse()

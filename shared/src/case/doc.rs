@@ -9,12 +9,15 @@
 use std::collections::BTreeMap;
 
 use automerge::transaction::{CommitOptions, Transactable};
-use automerge::{ActorId, AutoCommit, AutomergeError, Change, ChangeHash, ObjId, ObjType, ReadDoc, ScalarValue, Value, ROOT};
+use automerge::{
+    ActorId, AutoCommit, AutomergeError, Change, ChangeHash, ObjId, ObjType, ROOT, ReadDoc,
+    ScalarValue, Value,
+};
 use serde::Serialize;
 
 use super::clock::SkewedEvent;
-use super::facts::CaseFacts;
 use super::deadlines::CaseDeadlines;
+use super::facts::CaseFacts;
 use super::rules::{self, StepContext};
 use super::status::{self, EventConflict, EventKind, EventOrder, FoldEvent, Status, Transition};
 use super::timeline::Timeline;
@@ -32,7 +35,11 @@ pub const EVENTS_MAX: usize = 10_000;
 #[derive(Debug, thiserror::Error)]
 pub enum CaseError {
     #[error("{kind} is not allowed while the case is {status}; legal next steps: {legal}")]
-    IllegalTransition { kind: EventKind, status: String, legal: String },
+    IllegalTransition {
+        kind: EventKind,
+        status: String,
+        legal: String,
+    },
     #[error("unknown field {0:?}; editable fields: {fields}", fields = EDITABLE_FIELDS.join(", "))]
     UnknownField(String),
     #[error("invalid value for {field}: {reason}")]
@@ -192,7 +199,10 @@ fn text_check(field: &str, value: &str) -> Result<(), CaseError> {
         });
     }
     if value.chars().any(|c| c.is_control() && c != '\n') {
-        return Err(CaseError::InvalidValue { field: field.to_owned(), reason: "contains control characters".into() });
+        return Err(CaseError::InvalidValue {
+            field: field.to_owned(),
+            reason: "contains control characters".into(),
+        });
     }
     Ok(())
 }
@@ -208,7 +218,10 @@ impl NewCase {
     /// Checks what a clerk entered before anything is written.
     pub fn validate(&self) -> Result<(), CaseError> {
         if self.applicant.name.trim().is_empty() {
-            return Err(CaseError::InvalidValue { field: "applicant.name".into(), reason: "must not be empty".into() });
+            return Err(CaseError::InvalidValue {
+                field: "applicant.name".into(),
+                reason: "must not be empty".into(),
+            });
         }
         for (field, value) in [
             ("applicant.name", &self.applicant.name),
@@ -242,14 +255,29 @@ impl NewCase {
 fn commit_options(stamp: &Stamp) -> CommitOptions {
     // The clerk id rides in the change message so a conflict can say who wrote each value;
     // the time is the stamp's, never the library's own clock read.
-    CommitOptions::default().with_message(stamp.clerk.clone()).with_time(stamp.hlc.wall_ms())
+    CommitOptions::default()
+        .with_message(stamp.clerk.clone())
+        .with_time(stamp.hlc.wall_ms())
 }
 
-fn put_party(doc: &mut AutoCommit, obj: &ObjId, party: &Party, kind: Option<ApplicantKind>) -> Result<(), AutomergeError> {
-    doc.put(obj, "name", party.name.as_str())?;
-    doc.put(obj, "id_no", validate::normalize_resident_id(&party.id_no))?;
-    doc.put(obj, "phone", party.phone.as_str())?;
-    doc.put(obj, "address", party.address.as_str())?;
+fn put_party(
+    doc: &mut AutoCommit,
+    obj: &ObjId,
+    party: &Party,
+    kind: Option<ApplicantKind>,
+) -> Result<(), AutomergeError> {
+    // Empty fields are left out: an absent key reads as empty, and every operation
+    // costs time on the clerk's critical path.
+    for (key, value) in [
+        ("name", party.name.clone()),
+        ("id_no", validate::normalize_resident_id(&party.id_no)),
+        ("phone", party.phone.clone()),
+        ("address", party.address.clone()),
+    ] {
+        if !value.is_empty() {
+            doc.put(obj, key, value)?;
+        }
+    }
     if let Some(kind) = kind {
         doc.put(obj, "kind", kind.as_str())?;
         doc.put(obj, "id_type", kind.id_type())?;
@@ -278,21 +306,31 @@ impl CaseDoc {
         doc.put(&meta, "created_node", stamp.node.to_string())?;
         doc.put(&meta, "created_ms", stamp.hlc.wall_ms())?;
         let applicant = doc.put_object(ROOT, "applicant", ObjType::Map)?;
-        put_party(&mut doc, &applicant, &new.applicant, Some(new.applicant_kind))?;
+        put_party(
+            &mut doc,
+            &applicant,
+            &new.applicant,
+            Some(new.applicant_kind),
+        )?;
         let agent = doc.put_object(ROOT, "agent", ObjType::Map)?;
-        put_party(&mut doc, &agent, new.agent.as_ref().unwrap_or(&Party::default()), None)?;
+        put_party(
+            &mut doc,
+            &agent,
+            new.agent.as_ref().unwrap_or(&Party::default()),
+            None,
+        )?;
         let materials = doc.put_object(ROOT, "materials", ObjType::Map)?;
         for m in &new.materials {
             let obj = doc.put_object(&materials, m.code.as_str(), ObjType::Map)?;
             doc.put(&obj, "name", m.name.as_str())?;
             doc.put(&obj, "required", m.required)?;
             doc.put(&obj, "received", m.received)?;
-            doc.put(&obj, "note", "")?;
         }
         let delivery = doc.put_object(ROOT, "delivery", ObjType::Map)?;
         doc.put(&delivery, "method", new.delivery_method.as_str())?;
-        doc.put(&delivery, "address", new.delivery_address.as_str())?;
-        doc.put(&delivery, "tracking_no", "")?;
+        if !new.delivery_address.is_empty() {
+            doc.put(&delivery, "address", new.delivery_address.as_str())?;
+        }
         doc.put_object(ROOT, "events", ObjType::List)?;
         doc.put_object(ROOT, "notes", ObjType::List)?;
         let mut case = CaseDoc { doc };
@@ -329,7 +367,12 @@ impl CaseDoc {
         self.doc.get_last_local_change()
     }
 
-    fn push_event(&mut self, kind: EventKind, stamp: &Stamp, ev: &NewEvent) -> Result<(), CaseError> {
+    fn push_event(
+        &mut self,
+        kind: EventKind,
+        stamp: &Stamp,
+        ev: &NewEvent,
+    ) -> Result<(), CaseError> {
         text_check("note", &ev.note)?;
         for (k, v) in &ev.data {
             text_check(k, v)?;
@@ -356,7 +399,12 @@ impl CaseDoc {
 
     /// Records an event a clerk asked for, refusing it if the current status does not
     /// allow it or it breaks a rule of case work (see [`rules`]).
-    pub fn append_event(&mut self, kind: EventKind, stamp: &Stamp, ev: &NewEvent) -> Result<(), CaseError> {
+    pub fn append_event(
+        &mut self,
+        kind: EventKind,
+        stamp: &Stamp,
+        ev: &NewEvent,
+    ) -> Result<(), CaseError> {
         let timeline = self.timeline();
         let status = timeline.folded.status;
         if kind == EventKind::Submitted || status::transition(status, kind).is_none() {
@@ -364,7 +412,15 @@ impl CaseDoc {
         }
         let routing = self.routing_in(&timeline);
         let delivery = self.delivery();
-        let ev = rules::prepare(kind, ev, &StepContext { timeline: &timeline, routing: &routing, delivery: &delivery })?;
+        let ev = rules::prepare(
+            kind,
+            ev,
+            &StepContext {
+                timeline: &timeline,
+                routing: &routing,
+                delivery: &delivery,
+            },
+        )?;
         self.push_event(kind, stamp, &ev)?;
         if kind == EventKind::Delivered {
             if let Some(tracking_no) = ev.data.get("tracking_no") {
@@ -384,18 +440,37 @@ impl CaseDoc {
 
     pub fn delivery(&self) -> DeliveryView {
         let delivery = self.obj(ROOT, "delivery").ok();
-        let d = |key: &str| delivery.as_ref().map(|o| self.str_at(o, key)).unwrap_or_default();
-        DeliveryView { method: d("method"), address: d("address"), tracking_no: d("tracking_no") }
+        let d = |key: &str| {
+            delivery
+                .as_ref()
+                .map(|o| self.str_at(o, key))
+                .unwrap_or_default()
+        };
+        DeliveryView {
+            method: d("method"),
+            address: d("address"),
+            tracking_no: d("tracking_no"),
+        }
     }
 
     /// A text field of the case's `meta` map.
     pub fn meta_text(&self, key: &str) -> String {
-        self.obj(ROOT, "meta").map(|m| self.str_at(&m, key)).unwrap_or_default()
+        self.obj(ROOT, "meta")
+            .map(|m| self.str_at(&m, key))
+            .unwrap_or_default()
     }
 
     /// Records an audit event that never changes the status (for example a reveal of an ID number).
-    pub fn append_audit(&mut self, kind: EventKind, stamp: &Stamp, ev: &NewEvent) -> Result<(), CaseError> {
-        debug_assert_eq!(status::transition(Some(Status::Cancelled), kind), Some(Transition::Stay));
+    pub fn append_audit(
+        &mut self,
+        kind: EventKind,
+        stamp: &Stamp,
+        ev: &NewEvent,
+    ) -> Result<(), CaseError> {
+        debug_assert_eq!(
+            status::transition(Some(Status::Cancelled), kind),
+            Some(Transition::Stay)
+        );
         self.push_event(kind, stamp, ev)?;
         self.doc.commit_with(commit_options(stamp));
         Ok(())
@@ -422,7 +497,12 @@ impl CaseDoc {
 
     /// Resolves a field conflict by writing the chosen value, which supersedes every
     /// concurrent value on every copy once it has synced.
-    pub fn resolve_field(&mut self, path: &str, value: &str, stamp: &Stamp) -> Result<(), CaseError> {
+    pub fn resolve_field(
+        &mut self,
+        path: &str,
+        value: &str,
+        stamp: &Stamp,
+    ) -> Result<(), CaseError> {
         if !self.field_conflicts().iter().any(|c| c.path == path) {
             return Err(CaseError::NoConflict(path.to_owned()));
         }
@@ -432,7 +512,11 @@ impl CaseDoc {
     /// Acknowledges an event conflict: the event stays in the history, but no longer
     /// asks for attention.
     pub fn acknowledge_event(&mut self, event_id: &str, stamp: &Stamp) -> Result<(), CaseError> {
-        let known = self.fold().conflicts.iter().any(|c| c.event_id == event_id && !c.acknowledged);
+        let known = self
+            .fold()
+            .conflicts
+            .iter()
+            .any(|c| c.event_id == event_id && !c.acknowledged);
         if !known {
             return Err(CaseError::NoEventConflict(event_id.to_owned()));
         }
@@ -445,10 +529,16 @@ impl CaseDoc {
 
     fn put_field(&mut self, path: &str, value: &str) -> Result<(), CaseError> {
         let parts: Vec<&str> = path.split('.').collect();
-        let invalid = |reason: &str| CaseError::InvalidValue { field: path.to_owned(), reason: reason.to_owned() };
+        let invalid = |reason: &str| CaseError::InvalidValue {
+            field: path.to_owned(),
+            reason: reason.to_owned(),
+        };
         text_check(path, value)?;
         match parts.as_slice() {
-            ["applicant", field @ ("name" | "id_no" | "phone" | "address")] => {
+            [
+                "applicant",
+                field @ ("name" | "id_no" | "phone" | "address"),
+            ] => {
                 match *field {
                     "name" if value.trim().is_empty() => return Err(invalid("must not be empty")),
                     "id_no" => check_party_id(self.applicant_kind(), value)?,
@@ -469,7 +559,10 @@ impl CaseDoc {
             }
             ["delivery", field @ ("method" | "address" | "tracking_no")] => {
                 if *field == "method" && !DELIVERY_METHODS.contains(&value) {
-                    return Err(invalid(&format!("expected one of {}", DELIVERY_METHODS.join(", "))));
+                    return Err(invalid(&format!(
+                        "expected one of {}",
+                        DELIVERY_METHODS.join(", ")
+                    )));
                 }
                 if *field == "tracking_no" && !value.is_empty() {
                     rules::check_tracking_no(value)?;
@@ -526,7 +619,10 @@ impl CaseDoc {
 
     /// Every event in document order with the change that wrote it.
     pub(super) fn placed_events(&self) -> Vec<(Event, Option<ChangeHash>)> {
-        self.events_with_ids().into_iter().map(|(e, id)| (e, self.doc.hash_for_opid(&id))).collect()
+        self.events_with_ids()
+            .into_iter()
+            .map(|(e, id)| (e, self.doc.hash_for_opid(&id)))
+            .collect()
     }
 
     fn events_with_ids(&self) -> Vec<(Event, ObjId)> {
@@ -534,7 +630,11 @@ impl CaseDoc {
             return Vec::new();
         };
         let mut out = Vec::new();
-        let ids: Vec<ObjId> = self.doc.list_range(&events, ..).map(|item| item.id()).collect();
+        let ids: Vec<ObjId> = self
+            .doc
+            .list_range(&events, ..)
+            .map(|item| item.id())
+            .collect();
         for id in ids {
             if !matches!(self.doc.object_type(&id), Ok(ObjType::Map)) {
                 continue;
@@ -549,16 +649,19 @@ impl CaseDoc {
                     data.insert(key.clone(), self.str_at(&d, &key));
                 }
             }
-            out.push((Event {
-                id: self.str_at(&id, "id"),
-                kind: self.str_at(&id, "kind"),
-                hlc: Hlc(int("hlc").max(0) as u64),
-                wall_ms: int("wall_ms"),
-                clerk: self.str_at(&id, "clerk"),
-                node: self.str_at(&id, "node"),
-                note: self.str_at(&id, "note"),
-                data,
-            }, id));
+            out.push((
+                Event {
+                    id: self.str_at(&id, "id"),
+                    kind: self.str_at(&id, "kind"),
+                    hlc: Hlc(int("hlc").max(0) as u64),
+                    wall_ms: int("wall_ms"),
+                    clerk: self.str_at(&id, "clerk"),
+                    node: self.str_at(&id, "node"),
+                    note: self.str_at(&id, "note"),
+                    data,
+                },
+                id,
+            ));
         }
         out
     }
@@ -571,20 +674,26 @@ impl CaseDoc {
     /// Every map key that holds more than one concurrent value, with who wrote each.
     pub fn field_conflicts(&mut self) -> Vec<FieldConflict> {
         let mut out = Vec::new();
-        self.collect_conflicts(ROOT.into(), String::new(), &mut out);
+        self.collect_conflicts(ROOT, String::new(), &mut out);
         out
     }
 
     fn collect_conflicts(&mut self, obj: ObjId, prefix: String, out: &mut Vec<FieldConflict>) {
         let keys: Vec<String> = self.doc.keys(&obj).collect();
         for key in keys {
-            let path = if prefix.is_empty() { key.clone() } else { format!("{prefix}.{key}") };
+            let path = if prefix.is_empty() {
+                key.clone()
+            } else {
+                format!("{prefix}.{key}")
+            };
             let values = self.doc.get_all(&obj, key.as_str()).unwrap_or_default();
             if values.len() > 1 {
                 let mut listed = Vec::new();
                 for (value, id) in &values {
                     let node = match id {
-                        automerge::ObjId::Id(_, actor, _) => NodeId::of_actor(actor).map(|n| n.to_string()),
+                        automerge::ObjId::Id(_, actor, _) => {
+                            NodeId::of_actor(actor).map(|n| n.to_string())
+                        }
                         automerge::ObjId::Root => None,
                     };
                     let clerk = self
@@ -596,11 +705,18 @@ impl CaseDoc {
                         Value::Scalar(s) => scalar_text(s),
                         Value::Object(t) => format!("({t:?})"),
                     };
-                    listed.push(ConflictValue { value, node: node.unwrap_or_default(), clerk: clerk.unwrap_or_default() });
+                    listed.push(ConflictValue {
+                        value,
+                        node: node.unwrap_or_default(),
+                        clerk: clerk.unwrap_or_default(),
+                    });
                 }
                 // Deterministic order, so every node lists a conflict the same way.
                 listed.sort_by(|a, b| (&a.node, &a.value).cmp(&(&b.node, &b.value)));
-                out.push(FieldConflict { path: path.clone(), values: listed });
+                out.push(FieldConflict {
+                    path: path.clone(),
+                    values: listed,
+                });
             }
             // Lists hold events and notes, which only grow; only maps can hold field conflicts.
             if let Some((Value::Object(ObjType::Map), child)) = values.last().cloned() {
@@ -624,7 +740,11 @@ impl CaseDoc {
         let timeline = self.timeline();
         let mut field_conflicts = self.field_conflicts();
         let meta = self.obj(ROOT, "meta").ok();
-        let m = |key: &str| meta.as_ref().map(|o| self.str_at(o, key)).unwrap_or_default();
+        let m = |key: &str| {
+            meta.as_ref()
+                .map(|o| self.str_at(o, key))
+                .unwrap_or_default()
+        };
         let party = |key: &str| -> Option<PartyView> {
             let obj = self.obj(ROOT, key).ok()?;
             let id_no = self.str_at(&obj, "id_no");
@@ -632,8 +752,16 @@ impl CaseDoc {
             Some(PartyView {
                 kind: self.str_at(&obj, "kind"),
                 name: self.str_at(&obj, "name"),
-                id_no: if reveal { id_no.clone() } else { validate::mask_id(&id_no) },
-                phone: if reveal { phone } else { validate::mask_phone(&phone) },
+                id_no: if reveal {
+                    id_no.clone()
+                } else {
+                    validate::mask_id(&id_no)
+                },
+                phone: if reveal {
+                    phone
+                } else {
+                    validate::mask_phone(&phone)
+                },
                 address: self.str_at(&obj, "address"),
             })
         };
@@ -669,14 +797,22 @@ impl CaseDoc {
         if !reveal {
             for c in &mut field_conflicts {
                 if c.path.ends_with("id_no") {
-                    c.values.iter_mut().for_each(|v| v.value = validate::mask_id(&v.value));
+                    c.values
+                        .iter_mut()
+                        .for_each(|v| v.value = validate::mask_id(&v.value));
                 }
                 if c.path.ends_with("phone") {
-                    c.values.iter_mut().for_each(|v| v.value = validate::mask_phone(&v.value));
+                    c.values
+                        .iter_mut()
+                        .for_each(|v| v.value = validate::mask_phone(&v.value));
                 }
             }
         }
-        let event_conflicts: Vec<EventConflict> = folded.conflicts.into_iter().filter(|c| !c.acknowledged).collect();
+        let event_conflicts: Vec<EventConflict> = folded
+            .conflicts
+            .into_iter()
+            .filter(|c| !c.acknowledged)
+            .collect();
         CaseView {
             case_no: m("case_no"),
             item_code: m("item_code"),
@@ -696,7 +832,11 @@ impl CaseDoc {
                 })
                 .unwrap_or(0),
             status: folded.status,
-            status_label: folded.status.map(Status::label_zh).unwrap_or("未知").to_owned(),
+            status_label: folded
+                .status
+                .map(Status::label_zh)
+                .unwrap_or("未知")
+                .to_owned(),
             next_steps: status::legal_steps(folded.status),
             conflict_count: event_conflicts.len() + field_conflicts.len(),
             event_conflicts,
@@ -725,8 +865,83 @@ fn check_delivery(method: &str, address: &str) -> Result<(), CaseError> {
     Ok(())
 }
 
+/// The view of a case [`CaseDoc::create`] has just built, made from the request
+/// instead of read back from the document: registering a case is the clerk's
+/// critical path, and reading a fresh document back costs as much as building it.
+/// A test holds the two equal.
+pub fn new_case_view(new: &NewCase, stamp: &Stamp) -> CaseView {
+    let party = |p: &Party, kind: &str| PartyView {
+        kind: kind.to_owned(),
+        name: p.name.clone(),
+        id_no: validate::mask_id(&validate::normalize_resident_id(&p.id_no)),
+        phone: validate::mask_phone(&p.phone),
+        address: p.address.clone(),
+    };
+    let mut materials: Vec<MaterialView> = new
+        .materials
+        .iter()
+        .map(|m| MaterialView {
+            code: m.code.clone(),
+            name: m.name.clone(),
+            required: m.required,
+            received: m.received,
+            note: String::new(),
+        })
+        .collect();
+    materials.sort_by(|a, b| a.code.cmp(&b.code));
+    CaseView {
+        case_no: new.case_no.clone(),
+        item_code: new.item_code.clone(),
+        item_name: new.item_name.clone(),
+        department: new.department.clone(),
+        district: new.district.clone(),
+        home_center: new.home_center.clone(),
+        current_center: new.home_center.clone(),
+        assigned_staff: String::new(),
+        created_node: stamp.node.to_string(),
+        created_clerk: stamp.clerk.clone(),
+        created_ms: stamp.hlc.wall_ms(),
+        status: Some(Status::Submitted),
+        status_label: Status::Submitted.label_zh().to_owned(),
+        next_steps: status::legal_steps(Some(Status::Submitted)),
+        conflict_count: 0,
+        event_conflicts: Vec::new(),
+        field_conflicts: Vec::new(),
+        applicant: party(&new.applicant, new.applicant_kind.as_str()),
+        agent: new
+            .agent
+            .as_ref()
+            .filter(|a| !a.name.is_empty())
+            .map(|a| party(a, "")),
+        materials,
+        delivery: DeliveryView {
+            method: new.delivery_method.clone(),
+            address: new.delivery_address.clone(),
+            tracking_no: String::new(),
+        },
+        events: vec![Event {
+            id: stamp.event_id.clone(),
+            kind: EventKind::Submitted.as_str().to_owned(),
+            hlc: stamp.hlc,
+            wall_ms: stamp.hlc.wall_ms(),
+            clerk: stamp.clerk.clone(),
+            node: stamp.node.to_string(),
+            note: String::new(),
+            data: BTreeMap::new(),
+        }],
+        notes: Vec::new(),
+        skewed_events: Vec::new(),
+        facts: CaseFacts::default(),
+        deadlines: None,
+    }
+}
+
 fn normalized(field: &str, value: &str) -> String {
-    if field == "id_no" { validate::normalize_resident_id(value) } else { value.to_owned() }
+    if field == "id_no" {
+        validate::normalize_resident_id(value)
+    } else {
+        value.to_owned()
+    }
 }
 
 fn scalar_text(s: &ScalarValue) -> String {
@@ -742,11 +957,18 @@ fn scalar_text(s: &ScalarValue) -> String {
 }
 
 fn illegal(kind: EventKind, status: Option<Status>) -> CaseError {
-    let legal: Vec<&str> = status::legal_steps(status).into_iter().map(EventKind::as_str).collect();
+    let legal: Vec<&str> = status::legal_steps(status)
+        .into_iter()
+        .map(EventKind::as_str)
+        .collect();
     CaseError::IllegalTransition {
         kind,
         status: status.map(Status::as_str).unwrap_or("empty").to_owned(),
-        legal: if legal.is_empty() { "none".to_owned() } else { legal.join(", ") },
+        legal: if legal.is_empty() {
+            "none".to_owned()
+        } else {
+            legal.join(", ")
+        },
     }
 }
 
@@ -771,11 +993,19 @@ pub fn fold_events(events: &[Event]) -> status::Folded {
 
 /// Routing after the events of a timeline that took effect.
 pub fn routing_from(timeline: &Timeline, home_center: String) -> Routing {
-    let mut routing = Routing { current_center: home_center.clone(), home_center, assigned_staff: String::new() };
+    let mut routing = Routing {
+        current_center: home_center.clone(),
+        home_center,
+        assigned_staff: String::new(),
+    };
     for e in timeline.applied() {
         match e.kind {
-            Some(EventKind::Transferred) => routing.current_center = e.event.data.get("to_center").cloned().unwrap_or_default(),
-            Some(EventKind::Assigned) => routing.assigned_staff = e.event.data.get("staff").cloned().unwrap_or_default(),
+            Some(EventKind::Transferred) => {
+                routing.current_center = e.event.data.get("to_center").cloned().unwrap_or_default()
+            }
+            Some(EventKind::Assigned) => {
+                routing.assigned_staff = e.event.data.get("staff").cloned().unwrap_or_default()
+            }
             _ => {}
         }
     }
@@ -785,13 +1015,23 @@ pub fn routing_from(timeline: &Timeline, home_center: String) -> Routing {
 /// Routing after the events that took effect: transfers and assignments.
 pub fn routing_of(events: &[Event], home_center: String) -> Routing {
     let folded = fold_events(events);
-    let applied: std::collections::HashSet<&str> = folded.applied.iter().map(String::as_str).collect();
-    let mut sorted: Vec<&Event> = events.iter().filter(|e| applied.contains(e.id.as_str())).collect();
+    let applied: std::collections::HashSet<&str> =
+        folded.applied.iter().map(String::as_str).collect();
+    let mut sorted: Vec<&Event> = events
+        .iter()
+        .filter(|e| applied.contains(e.id.as_str()))
+        .collect();
     sorted.sort_by_key(|e| e.order());
-    let mut routing = Routing { current_center: home_center.clone(), home_center, assigned_staff: String::new() };
+    let mut routing = Routing {
+        current_center: home_center.clone(),
+        home_center,
+        assigned_staff: String::new(),
+    };
     for e in sorted {
         match e.kind.as_str() {
-            "transferred" => routing.current_center = e.data.get("to_center").cloned().unwrap_or_default(),
+            "transferred" => {
+                routing.current_center = e.data.get("to_center").cloned().unwrap_or_default()
+            }
             "assigned" => routing.assigned_staff = e.data.get("staff").cloned().unwrap_or_default(),
             _ => {}
         }
@@ -814,7 +1054,9 @@ impl Routing {
     /// works on it. The district back office is the hub's, which sees every case.
     pub fn scope_centers(&self) -> Vec<String> {
         let mut centers = vec![self.home_center.clone()];
-        if self.current_center != self.home_center && self.current_center != rules::DISTRICT_BACK_OFFICE {
+        if self.current_center != self.home_center
+            && self.current_center != rules::DISTRICT_BACK_OFFICE
+        {
             centers.push(self.current_center.clone());
         }
         centers
@@ -842,7 +1084,11 @@ pub struct Event {
 
 impl Event {
     pub fn order(&self) -> EventOrder {
-        EventOrder { hlc: self.hlc, node: self.node.clone(), id: self.id.clone() }
+        EventOrder {
+            hlc: self.hlc,
+            node: self.node.clone(),
+            id: self.id.clone(),
+        }
     }
 }
 
@@ -886,7 +1132,7 @@ pub struct DeliveryView {
 }
 
 /// A case as shown to people: status derived, conflicts listed, ID masked unless revealed.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct CaseView {
     pub case_no: String,
     pub item_code: String,
