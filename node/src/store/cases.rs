@@ -174,10 +174,20 @@ pub(super) fn stamp(
     node: yichuang_shared::ids::NodeId,
     clerk: &str,
 ) -> Result<Stamp, StoreError> {
+    stamp_at(conn, node, clerk, now_ms())
+}
+
+/// A stamp for a write at `now` (the caller's clock reading).
+pub(super) fn stamp_at(
+    conn: &Connection,
+    node: yichuang_shared::ids::NodeId,
+    clerk: &str,
+    now: i64,
+) -> Result<Stamp, StoreError> {
     Ok(Stamp {
         node,
         clerk: clerk.to_owned(),
-        hlc: next_hlc(conn, now_ms())?,
+        hlc: next_hlc(conn, now)?,
         event_id: format!(
             "e{}",
             yichuang_shared::ids::encode_hex(&random_bytes::<8>())
@@ -439,6 +449,9 @@ impl Store {
             .rev()
             .find(|(path, _)| path == "delivery.method")
             .map(|(_, m)| m.clone());
+        // An unknown method is refused by the field's own check, with the list of methods.
+        let method =
+            method.filter(|m| yichuang_shared::case::DELIVERY_METHODS.contains(&m.as_str()));
         if let Some(method) = method {
             let view = self.case_view(key, false, clerk)?;
             let offered = self

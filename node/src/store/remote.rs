@@ -7,7 +7,7 @@ use yichuang_shared::case::CaseDoc;
 use yichuang_shared::case::timeline::skew_notes;
 use yichuang_shared::ids::DocId;
 
-use super::cases::{index_case, stamp};
+use super::cases::{index_case, stamp_at};
 use super::docs::{fresh_doc, kind_of_doc, write_changes};
 use super::{Store, StoreError, Tx, now_ms};
 
@@ -42,7 +42,19 @@ impl Store {
         changes: Vec<Change>,
         from_peer: Option<&str>,
     ) -> Result<Applied, StoreError> {
-        let result = self.apply_remote_inner(doc_id, changes, from_peer);
+        self.apply_remote_at(doc_id, changes, from_peer, now_ms())
+    }
+
+    /// [`Store::apply_remote`] at a given reading of this node's clock: the time the
+    /// changes were received, which dates the receipts of events stamped in its future.
+    pub fn apply_remote_at(
+        &mut self,
+        doc_id: &DocId,
+        changes: Vec<Change>,
+        from_peer: Option<&str>,
+        now: i64,
+    ) -> Result<Applied, StoreError> {
+        let result = self.apply_remote_inner(doc_id, changes, from_peer, now);
         if result.is_err() {
             self.cache.evict(doc_id);
         }
@@ -54,8 +66,8 @@ impl Store {
         doc_id: &DocId,
         changes: Vec<Change>,
         from_peer: Option<&str>,
+        now: i64,
     ) -> Result<Applied, StoreError> {
-        let now = now_ms();
         let rules = self.rules_context()?;
         let tx = Tx::begin(&self.conn, self.in_group)?;
         let mut waiting: Vec<Change> = {
@@ -133,7 +145,7 @@ impl Store {
                 case.set_actor(self.actor.clone());
                 let before = case.heads();
                 for note in &notes {
-                    let stamp = stamp(&tx, self.settings.node_id, SKEW_NOTE_CLERK)?;
+                    let stamp = stamp_at(&tx, self.settings.node_id, SKEW_NOTE_CLERK, now)?;
                     case.note_clock_skew(&stamp, note)?;
                 }
                 tracing::warn!(doc = %doc_id, events = notes.len(), "received events stamped in this node's future");

@@ -564,9 +564,6 @@ impl CaseDoc {
                         DELIVERY_METHODS.join(", ")
                     )));
                 }
-                if *field == "tracking_no" && !value.is_empty() {
-                    rules::check_tracking_no(value)?;
-                }
                 let obj = self.obj(ROOT, "delivery")?;
                 self.doc.put(&obj, *field, value)?;
             }

@@ -4,4 +4,10 @@
 mod cli;
 mod fixtures;
 mod model;
+mod rules_calendar;
+mod rules_casework;
+mod rules_clock;
+mod rules_deadlines;
+mod rules_metrics;
+mod rules_support;
 mod store;
