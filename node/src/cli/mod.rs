@@ -46,8 +46,10 @@ pub enum Command {
     },
     /// Register, list, show and advance cases (办件).
     Case {
+        // Boxed: `case new` carries many fields, and the enum is as large as its
+        // largest variant.
         #[command(subcommand)]
-        command: case::CaseCommand,
+        command: Box<case::CaseCommand>,
     },
     /// The working-day calendar: add working days, show a year, publish a year (hub).
     Calendar {
@@ -112,7 +114,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Catalog {
             command: CatalogCommand::List { dir, search, json },
         } => catalog_list(&dir, search, json),
-        Command::Case { command } => case::run(command),
+        Command::Case { command } => case::run(*command),
         Command::Calendar { command } => calendar::run(command),
         Command::Report(args) => report::run(args),
         Command::Info { dir, json } => info(&dir, json),

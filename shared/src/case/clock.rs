@@ -129,10 +129,10 @@ impl CausalGraph {
         for (i, (_, deps)) in changes.iter().enumerate() {
             let me = position[i];
             for dep in deps {
-                if let Some(&d) = index.get(dep) {
-                    if position[d] < me {
-                        parents[me].push(position[d]);
-                    }
+                if let Some(&d) = index.get(dep)
+                    && position[d] < me
+                {
+                    parents[me].push(position[d]);
                 }
             }
         }

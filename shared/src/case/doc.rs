@@ -422,11 +422,11 @@ impl CaseDoc {
             },
         )?;
         self.push_event(kind, stamp, &ev)?;
-        if kind == EventKind::Delivered {
-            if let Some(tracking_no) = ev.data.get("tracking_no") {
-                let obj = self.obj(ROOT, "delivery")?;
-                self.doc.put(&obj, "tracking_no", tracking_no.as_str())?;
-            }
+        if kind == EventKind::Delivered
+            && let Some(tracking_no) = ev.data.get("tracking_no")
+        {
+            let obj = self.obj(ROOT, "delivery")?;
+            self.doc.put(&obj, "tracking_no", tracking_no.as_str())?;
         }
         self.doc.commit_with(commit_options(stamp));
         Ok(())

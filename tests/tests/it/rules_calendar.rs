@@ -5,11 +5,14 @@ use yichuang_tests::{TempDir, carry, fails, json, run};
 
 use crate::rules_support::{ELDERLY, Node, at, day};
 
+/// The expected answer: (date, calendar version), or a part of the error message.
+type Expected = Result<(&'static str, &'static str), &'static str>;
+
 const HUB_2027: &str =
     r#"{"year":2027,"version":"hub-2027-v1","holidays":["2027-01-01"],"workdays":[]}"#;
 
 #[track_caller]
-fn check_add(dir: &str, from: &str, days: &str, expected: Result<(&str, &str), &str>) {
+fn check_add(dir: &str, from: &str, days: &str, expected: Expected) {
     let args = [
         "calendar",
         "add-workdays",
@@ -45,7 +48,7 @@ fn add_workdays_across_the_2026_holidays() {
     let dir = TempDir::new("cal-add");
     let node = Node::init(dir.path(), "center", Some("001"), 0);
     let official = "official-2026.0.1";
-    let rows: [(&str, &str, Result<(&str, &str), &str>); 7] = [
+    let rows: [(&str, &str, Expected); 7] = [
         // Monday + 5 is next Monday; the date itself is not counted; 0 days is the date.
         ("2026-03-02", "5", Ok(("2026-03-09", official))),
         ("2026-03-06", "0", Ok(("2026-03-06", official))),

@@ -13,6 +13,15 @@ type Step = (
     &'static [&'static str],
 );
 
+/// (why, item, steps, now as (date, time), expected).
+type Row = (
+    &'static str,
+    &'static str,
+    Vec<Step>,
+    (&'static str, &'static str),
+    Want,
+);
+
 struct Want {
     promised: &'static str,
     statutory: &'static str,
@@ -25,7 +34,7 @@ struct Want {
 fn deadlines_of_worked_cases() {
     let dir = TempDir::new("deadlines");
     let ext: &[&str] = &["value=10", "approved_by=局长"];
-    let rows: Vec<(&str, &str, Vec<Step>, (&str, &str), Want)> = vec![
+    let rows: Vec<Row> = vec![
         (
             "ordinary weeks: 5 and 20 working days from Monday 03-02",
             JOBLESS,
@@ -181,10 +190,16 @@ fn overdue_and_near_overdue_lists() {
             .collect()
     };
     assert_eq!(list("2026-03-09", "--overdue"), Vec::<String>::new());
-    assert_eq!(list("2026-03-09", "--near-overdue"), [a.clone()]);
-    assert_eq!(list("2026-03-10", "--overdue"), [a.clone()]);
+    assert_eq!(
+        list("2026-03-09", "--near-overdue"),
+        std::slice::from_ref(&a)
+    );
+    assert_eq!(list("2026-03-10", "--overdue"), std::slice::from_ref(&a));
     assert_eq!(list("2026-03-10", "--near-overdue"), Vec::<String>::new());
-    assert_eq!(list("2026-03-11", "--near-overdue"), [b.clone()]);
+    assert_eq!(
+        list("2026-03-11", "--near-overdue"),
+        std::slice::from_ref(&b)
+    );
     assert_eq!(list("2026-03-20", "--overdue"), [a, b]);
     let shown = node.show(&at("2026-03-20", "10:00"), &paused);
     assert_eq!(shown["deadlines"]["paused"], true);

@@ -7,6 +7,14 @@ use super::*;
 use crate::case::rules::{EvaluationLevel, check_center_code};
 use EventKind::*;
 
+type Expected<'a> = Result<(), &'a str>;
+/// Data, note and the expected outcome.
+type NoteRow<'a> = (&'a [(&'a str, &'a str)], &'a str, Expected<'a>);
+/// The same with data built at run time.
+type BuiltRow<'a> = (Vec<(&'a str, &'a str)>, &'a str, Expected<'a>);
+/// A step's data and the expected outcome (an error containing the text).
+type Row<'a> = (&'a [(&'a str, &'a str)], Result<(), &'a str>);
+
 fn t(hour: u8) -> i64 {
     at(date!(2026 - 03 - 02), hour)
 }
@@ -41,7 +49,7 @@ fn check(
 #[test]
 fn evaluations() {
     let mut w = completed();
-    let rows: Vec<(&[(&str, &str)], &str, Result<(), &str>)> = vec![
+    let rows: Vec<NoteRow<'_>> = vec![
         (&[("level", "很好")], "", Err("expected 非常满意")),
         (
             &[("level", "满意"), ("channel", "fax")],
@@ -107,7 +115,7 @@ fn evaluations() {
 
     let bad = facts.evaluations[0].event_id.clone();
     let good = facts.evaluations[1].event_id.clone();
-    let follow_ups: Vec<(Vec<(&str, &str)>, &str, Result<(), &str>)> = vec![
+    let follow_ups: Vec<BuiltRow<'_>> = vec![
         (
             vec![("evaluation", good.as_str())],
             "回访",
@@ -184,7 +192,7 @@ fn one_evaluation_per_occurrence_after_a_merge() {
 fn extensions() {
     let mut w = Writer::create(1, 0, t(9));
     w.ok(Accepted, t(10), &[]);
-    let rows: Vec<(&[(&str, &str)], Result<(), &str>)> = vec![
+    let rows: Vec<Row<'_>> = vec![
         (&[("approved_by", "局长")], Err("needs value")),
         (
             &[("value", "0"), ("approved_by", "局长")],
@@ -242,7 +250,7 @@ fn extensions() {
 fn transfers_and_scope() {
     let mut w = Writer::create(1, 0, t(9));
     w.ok(Accepted, t(10), &[]);
-    let rows: Vec<(&[(&str, &str)], Result<(), &str>)> = vec![
+    let rows: Vec<Row<'_>> = vec![
         (&[], Err("needs a target center")),
         (&[("to_center", "3")], Err("expected a center code")),
         (&[("to_center", "001")], Err("already at 001")),
@@ -299,7 +307,7 @@ fn postal_delivery() {
     let mut w = Writer::create_with(1, 0, t(9), post);
     w.ok(Accepted, t(10), &[]);
     w.ok(Completed, t(11), &[]);
-    let rows: Vec<(&[(&str, &str)], Result<(), &str>)> = vec![
+    let rows: Vec<Row<'_>> = vec![
         (&[], Err("needs a tracking number")),
         (&[("tracking_no", "12")], Err("letters and digits")),
         (
