@@ -45,6 +45,8 @@ pub struct MetricsCase {
     pub item_name: String,
     pub department: String,
     pub handling: Handling,
+    /// 到现场次数 the catalog promises for the item.
+    pub item_visits: u32,
     /// An agent (代办人) acts for the applicant.
     pub agent: bool,
     pub facts: CaseFacts,
@@ -209,6 +211,8 @@ pub struct Metrics {
     pub completed_at_most_one_visit: u64,
     /// 最多跑一次 by cases.
     pub one_visit_rate: Option<f64>,
+    /// Completed cases whose applicant came more often than the catalog promises.
+    pub completed_visits_over_promise: u64,
     /// Items with completed cases.
     pub items_completed: u64,
     /// Items all of whose completed cases needed at most one visit.
@@ -378,6 +382,9 @@ fn add_completion(b: &mut Bucket, case: &MetricsCase, once_rule: &OnceRule) {
     if once_rule.holds(facts) {
         m.completed_once += 1;
     }
+    if facts.visits > case.item_visits {
+        m.completed_visits_over_promise += 1;
+    }
     let one_visit = facts.visits <= 1;
     if one_visit {
         m.completed_at_most_one_visit += 1;
@@ -419,6 +426,7 @@ pub fn to_csv(report: &Report) -> String {
         "once_rate",
         "completed_at_most_one_visit",
         "one_visit_rate",
+        "completed_visits_over_promise",
         "items_completed",
         "items_at_most_one_visit",
         "item_one_visit_rate",
@@ -463,6 +471,7 @@ pub fn to_csv(report: &Report) -> String {
             rate(m.once_rate),
             m.completed_at_most_one_visit.to_string(),
             rate(m.one_visit_rate),
+            m.completed_visits_over_promise.to_string(),
             m.items_completed.to_string(),
             m.items_at_most_one_visit.to_string(),
             rate(m.item_one_visit_rate),

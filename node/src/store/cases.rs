@@ -14,7 +14,7 @@ use yichuang_shared::ids::{DocId, case_number};
 use yichuang_shared::validate;
 
 use super::docs::{fresh_doc, write_changes};
-use super::rules::{RulesContext, index_rules};
+use super::rules::{RulesContext, rule_columns};
 use super::{Store, StoreError, Tx, now_ms, random_bytes};
 
 /// Most rows one list call returns; a page, not a dump.
@@ -119,13 +119,20 @@ pub(super) fn index_case(
     rules: &RulesContext,
     now: i64,
 ) -> Result<(), StoreError> {
-    conn.execute(
+    // The rules' columns ride in the same statement: registration is the clerk's
+    // critical path, and one statement costs less than two.
+    let r = rule_columns(view, rules, now)?;
+    conn.prepare_cached(
         "INSERT INTO case_index (doc_id, case_no, item_code, item_name, department, home_center, current_center,
-             assigned_staff, status, applicant_name, applicant_id_masked, created_ms, updated_ms, conflicts)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)
+             assigned_staff, status, applicant_name, applicant_id_masked, created_ms, updated_ms, conflicts,
+             deadline_state, promised_ms, statutory_ms, calendar_version, rules_first_ms, rules_last_ms, rules)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21)
          ON CONFLICT (doc_id) DO UPDATE SET current_center = ?7, assigned_staff = ?8, status = ?9,
-             applicant_name = ?10, applicant_id_masked = ?11, updated_ms = ?13, conflicts = ?14",
-        params![
+             applicant_name = ?10, applicant_id_masked = ?11, updated_ms = ?13, conflicts = ?14,
+             deadline_state = ?15, promised_ms = ?16, statutory_ms = ?17, calendar_version = ?18,
+             rules_first_ms = ?19, rules_last_ms = ?20, rules = ?21",
+    )?
+    .execute(params![
             doc_id.as_str(),
             view.case_no,
             view.item_code,
@@ -140,9 +147,15 @@ pub(super) fn index_case(
             view.created_ms,
             now,
             view.conflict_count as i64,
-        ],
-    )?;
-    index_rules(conn, doc_id, view, rules, now)
+            r.state,
+            r.promised_ms,
+            r.statutory_ms,
+            r.calendar_version,
+            r.first_ms,
+            r.last_ms,
+            r.json,
+        ])?;
+    Ok(())
 }
 
 pub(super) fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<CaseRow> {

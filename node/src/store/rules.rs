@@ -103,14 +103,24 @@ pub struct DueCase {
     pub deadlines: CaseDeadlines,
 }
 
-/// Writes a case's rule columns into its index row (which must exist).
-pub(super) fn index_rules(
-    conn: &Connection,
-    doc_id: &DocId,
+/// What the index keeps of a case's rules, column by column.
+pub(super) struct RuleColumns {
+    pub state: &'static str,
+    pub promised_ms: Option<i64>,
+    pub statutory_ms: Option<i64>,
+    pub calendar_version: String,
+    /// The earliest and latest times a metric dates the case by, so a report reads
+    /// only the cases that can count in its span.
+    pub first_ms: Option<i64>,
+    pub last_ms: Option<i64>,
+    pub json: String,
+}
+
+pub(super) fn rule_columns(
     view: &CaseView,
     rules: &RulesContext,
     now: i64,
-) -> Result<(), StoreError> {
+) -> Result<RuleColumns, StoreError> {
     let deadlines = rules.deadlines(&view.item_code, &view.facts, now);
     let facts = &view.facts;
     let mut times: Vec<i64> = [
@@ -126,36 +136,56 @@ pub(super) fn index_rules(
     times.extend(facts.extensions.iter().map(|e| e.at_ms));
     times.extend(facts.evaluations.iter().map(|e| e.at_ms));
     let known = deadlines.known();
+    let columns = RuleColumns {
+        state: deadlines.state(),
+        promised_ms: known.map(|k| k.promised_ms),
+        statutory_ms: known.map(|k| k.statutory_ms),
+        calendar_version: known
+            .map(|k| k.calendar_version.clone())
+            .unwrap_or_default(),
+        first_ms: times.iter().min().copied(),
+        last_ms: times.iter().max().copied(),
+        json: String::new(),
+    };
     let indexed = IndexedRules {
         facts: facts.clone(),
         agent: view.agent.is_some(),
-        deadlines: deadlines.clone(),
+        deadlines,
     };
     let json = serde_json::to_string(&indexed).map_err(|e| StoreError::Invalid(e.to_string()))?;
-    conn.execute(
+    Ok(RuleColumns { json, ..columns })
+}
+
+/// Rewrites a case's rule columns in its index row (which must exist).
+fn index_rules(
+    conn: &Connection,
+    doc_id: &DocId,
+    view: &CaseView,
+    rules: &RulesContext,
+    now: i64,
+) -> Result<(), StoreError> {
+    let c = rule_columns(view, rules, now)?;
+    conn.prepare_cached(
         "UPDATE case_index SET deadline_state = ?2, promised_ms = ?3, statutory_ms = ?4, calendar_version = ?5,
              rules_first_ms = ?6, rules_last_ms = ?7, rules = ?8 WHERE doc_id = ?1",
-        params![
-            doc_id.as_str(),
-            deadlines.state(),
-            known.map(|k| k.promised_ms),
-            known.map(|k| k.statutory_ms),
-            known.map(|k| k.calendar_version.as_str()).unwrap_or(""),
-            times.iter().min(),
-            times.iter().max(),
-            json,
-        ],
-    )?;
+    )?
+    .execute(params![
+        doc_id.as_str(),
+        c.state,
+        c.promised_ms,
+        c.statutory_ms,
+        c.calendar_version,
+        c.first_ms,
+        c.last_ms,
+        c.json,
+    ])?;
     Ok(())
 }
 
 fn doc_seq(conn: &Connection, id: &DocId) -> Result<i64, StoreError> {
     let seq: Option<i64> = conn
-        .query_row(
-            "SELECT last_seq FROM docs WHERE doc_id = ?1",
-            [id.as_str()],
-            |r| r.get(0),
-        )
+        .prepare_cached("SELECT last_seq FROM docs WHERE doc_id = ?1")?
+        .query_row([id.as_str()], |r| r.get(0))
         .optional()?;
     seq.ok_or_else(|| StoreError::Corrupt(format!("the {id} document is missing")))
 }
@@ -386,7 +416,9 @@ impl Store {
                 .items
                 .get(&item_code)
                 .map_or(Handling::Promised, |i| i.handling);
+            let item = rules.items.get(&item_code);
             cases.push(MetricsCase {
+                item_visits: item.map_or(u32::MAX, |i| i.visits),
                 center,
                 center_name,
                 item_code,

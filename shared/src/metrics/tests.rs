@@ -98,6 +98,8 @@ fn case(center: &str, item: &str, spec: Spec) -> MetricsCase {
         None => CaseDeadlines::CalendarUnknown { year: 2027 },
     };
     MetricsCase {
+        // I3 (高龄津贴) promises no visit at all; the others one.
+        item_visits: if item == "I3" { 0 } else { 1 },
         center: center.into(),
         center_name: format!("中心{center}"),
         item_code: item.into(),
@@ -316,6 +318,9 @@ fn district_total_for_march() {
     );
     assert_eq!(report.rows.len(), 1);
     assert_eq!(report.rows[0].period, "2026-03-01..2026-03-31");
+    // More visits than the catalog promises: case 2 (two, I1 promises one) and case 10
+    // (one, I3 promises none); case 4 (I3) came in zero times.
+    assert_eq!(report.total.completed_visits_over_promise, 2);
 }
 
 #[test]

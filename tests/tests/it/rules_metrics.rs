@@ -202,6 +202,9 @@ fn district_and_center_metrics() {
         rates(m),
         [Some(0.75), Some(0.5), Some(0.75), Some(2.0 / 3.0)]
     );
+    // The catalog promises no visit for 失业保险金 and 高龄津贴, one for 个体户设立:
+    // cases 1 and 2 came in more often than promised.
+    assert_eq!(m["completed_visits_over_promise"], 2);
 
     // By center. 001: cases 1-3; completed all three, 2 late → 2/3; once 1, 3; one visit
     // 1, 3; items JOBLESS fails, INSTANT passes. 002: cases 4-6; 4 completed on time but
