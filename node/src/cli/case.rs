@@ -688,28 +688,25 @@ fn print_deadlines(v: &CaseView) {
         }
         Some(CaseDeadlines::Unavailable { reason }) => crate::outln!("时限 无法计算: {reason}"),
         Some(CaseDeadlines::Known(k)) => {
-            let mut flags = Vec::new();
-            if k.overdue {
-                flags.push("⚠ 超期");
-            }
-            if k.near_overdue {
-                flags.push("⚠ 临近超期");
-            }
-            if k.paused {
-                flags.push("暂停计时");
-            }
-            match k.on_time {
-                Some(true) => flags.push("按时办结"),
-                Some(false) => flags.push("超期办结"),
-                None => {}
-            }
+            // A completed case is judged once, as of its completion.
+            let state = match (k.on_time, k.overdue, k.near_overdue, k.paused) {
+                (Some(true), ..) => "按时办结".to_owned(),
+                (Some(false), ..) => "超期办结".to_owned(),
+                (None, true, _, _) => format!("⚠ 超期 {} 个工作日", -k.remaining_working_days),
+                (None, false, _, true) => {
+                    format!("暂停计时, 剩余 {} 个工作日", k.remaining_working_days)
+                }
+                (None, false, true, false) => "⚠ 临近超期 (今日到期)".to_owned(),
+                (None, false, false, false) => {
+                    format!("剩余 {} 个工作日", k.remaining_working_days)
+                }
+            };
             crate::outln!(
-                "时限 承诺 {}  法定 {}  剩余 {} 个工作日  日历 {}  {}",
+                "时限 承诺 {}  法定 {}  {}  日历 {}",
                 day_of(k.promised_ms),
                 day_of(k.statutory_ms),
-                k.remaining_working_days,
-                k.calendar_version,
-                flags.join(" ")
+                state,
+                k.calendar_version
             );
         }
     }
