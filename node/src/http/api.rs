@@ -8,17 +8,15 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
-use yichuang_shared::calendar::WorkCalendar;
 use yichuang_shared::case::{ApplicantKind, CaseView, EventKind, FieldConflict, Party, Status};
 use yichuang_shared::catalog::CatalogItem;
-use yichuang_shared::deadline;
 use yichuang_shared::validate;
 
 use super::auth::Clerk;
 use super::error::{ApiJson, ApiQuery, ErrorBody};
 use super::{ApiError, AppState};
-use crate::store::dashboard::{Dashboard, deadline_input};
-use crate::store::{CaseFilter, CaseRow, CreateCase, Store, StoreError, SyncStatus, now_ms};
+use crate::store::dashboard::{DUE_LIST_MAX, Dashboard, DeadlineRow};
+use crate::store::{CaseFilter, CaseRow, CreateCase, Due, Store, StoreError, SyncStatus, now_ms};
 
 /// Default page of a case list: what fits on a clerk's screen.
 pub const LIST_LIMIT_DEFAULT: usize = 100;
@@ -218,7 +216,13 @@ pub fn query_cases(s: &mut Store, query: &CaseQuery) -> Result<Vec<CaseListItem>
             && item.as_deref().is_none_or(|i| r.item_code == i)
     };
     if let Some(which) = query.overdue {
-        let (rows, _) = s.open_deadlines(now_ms())?;
+        let mut rows: Vec<DeadlineRow> = Vec::new();
+        if which != OverdueFilter::Near {
+            rows.extend(s.due_rows(Due::Overdue, DUE_LIST_MAX)?);
+        }
+        if which != OverdueFilter::Overdue {
+            rows.extend(s.due_rows(Due::NearOverdue, DUE_LIST_MAX)?);
+        }
         let searched: Option<BTreeSet<String>> = match &q {
             Some(text) => Some(
                 s.list_cases(&CaseFilter {
@@ -331,6 +335,9 @@ pub struct CreateCaseBody {
     /// window (default), post or locker; must be one the item offers.
     #[serde(default)]
     pub delivery: Option<String>,
+    /// Where the result is posted; required when `delivery` is post.
+    #[serde(default)]
+    pub delivery_address: String,
 }
 
 /// A promised deadline as the detail page shows it.
@@ -364,20 +371,15 @@ pub fn case_detail(s: &mut Store, key: &str, view: CaseView) -> Result<CaseDetai
     let doc_id = s.resolve_case(key)?.to_string();
     let status = s.sync_status()?;
     let at_hub = !status.unsynced_case_nos.contains(&view.case_no);
-    let item = s.catalog()?.get(&view.item_code).cloned();
-    let deadline = item
-        .as_ref()
-        .and_then(|item| deadline_input(&view, item, now_ms()))
-        .and_then(|input| deadline::compute(&input, &WorkCalendar::official()).ok())
-        .map(|d| DeadlineInfo {
-            promised_ms: d.promised.value,
-            statutory_ms: d.statutory.value,
-            remaining_working_days: d.remaining_working_days,
-            overdue: d.overdue,
-            near_overdue: d.near_overdue,
-            paused: d.paused,
-            calendar_version: d.promised.calendar_version,
-        });
+    let deadline = s.deadlines_of(&view)?.known().map(|d| DeadlineInfo {
+        promised_ms: d.promised_ms,
+        statutory_ms: d.statutory_ms,
+        remaining_working_days: d.remaining_working_days,
+        overdue: d.overdue,
+        near_overdue: d.near_overdue,
+        paused: d.paused,
+        calendar_version: d.calendar_version.clone(),
+    });
     Ok(CaseDetail {
         case_no: view.case_no.clone(),
         doc_id,
@@ -451,6 +453,7 @@ pub fn create_request(body: CreateCaseBody, clerk: &str) -> Result<CreateCase, A
         agent: body.agent.map(party),
         materials_received: body.materials_received,
         delivery_method: body.delivery,
+        delivery_address: body.delivery_address,
         clerk: clerk.to_owned(),
     })
 }

@@ -124,7 +124,7 @@ fn case_error(e: CaseError) -> ApiError {
         CaseError::Validation(_) => ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, message),
         CaseError::NoConflict(_) => ApiError::conflict(message).field("field"),
         CaseError::NoEventConflict(_) => ApiError::conflict(message).field("event_id"),
-        CaseError::TooManyEvents => ApiError::conflict(message),
+        CaseError::TooManyEvents | CaseError::AlreadyRecorded(_) => ApiError::conflict(message),
         CaseError::NotACase(_) | CaseError::Automerge(_) => {
             tracing::error!(error = %message, "case document error");
             ApiError::internal()

@@ -1,25 +1,19 @@
 //! The hall at a glance: case counts by center, item, department and status, daily
-//! volume per center, and the open cases that are overdue or nearly so.
-//!
-//! Deadlines are computed here from each open case's events until the case index
-//! carries them; the scan is bounded by [`DEADLINE_SCAN_MAX`], oldest first, because
-//! the oldest open cases are the ones that run out of time.
+//! volume per center, and the open cases that are overdue or nearly so (from the
+//! rules' deadline columns, confirmed per case by [`Store::due_cases`]).
 
 use std::collections::BTreeMap;
 
-use rusqlite::params;
 use serde::Serialize;
-use yichuang_shared::calendar::WorkCalendar;
-use yichuang_shared::case::{CaseView, Status};
-use yichuang_shared::catalog::CatalogItem;
-use yichuang_shared::deadline::{self, DeadlineInput, Extension, LimitUnit, Pause, PauseKind};
+use yichuang_shared::case::Status;
 
 use super::cases::{CaseRow, china_day};
+use super::rules::{Due, DueCase};
 use super::{Store, StoreError, district};
 
-/// Open cases whose deadlines one dashboard computes. Each costs a document load
-/// (about a millisecond), so 1,000 keeps the page near a second on a busy hub.
-pub const DEADLINE_SCAN_MAX: usize = 1_000;
+/// Cases each deadline list shows. Each is confirmed from its document (about a
+/// millisecond), and a supervisor acts on the top of the list, not on thousands.
+pub const DUE_LIST_MAX: usize = 200;
 /// Days in the daily-volume chart: two working weeks.
 pub const VOLUME_DAYS: usize = 14;
 /// Rows in the by-item table; a district has hundreds of items, the top ones matter.
@@ -68,9 +62,8 @@ pub struct Dashboard {
     pub daily: DailyVolume,
     pub overdue: Vec<DeadlineRow>,
     pub near_overdue: Vec<DeadlineRow>,
-    /// Open cases whose deadlines were computed, and whether more were left out.
-    pub deadline_scanned: usize,
-    pub deadline_truncated: bool,
+    /// Whether a deadline list was cut at [`DUE_LIST_MAX`].
+    pub due_truncated: bool,
 }
 
 /// A center's display name from the district fixture; the hub's code names the hub.
@@ -90,66 +83,19 @@ fn status_label(s: &str) -> String {
         .unwrap_or_else(|_| s.to_owned())
 }
 
-fn pause_kind(kind: &str) -> Option<(PauseKind, bool)> {
-    match kind {
-        "supplement_requested" => Some((PauseKind::Supplement, true)),
-        "supplement_received" => Some((PauseKind::Supplement, false)),
-        "suspended" => Some((PauseKind::SpecialProcedure, true)),
-        "resumed" => Some((PauseKind::SpecialProcedure, false)),
-        _ => None,
+impl DeadlineRow {
+    /// A deadline-list entry; `None` when its deadlines are not known.
+    pub fn of(due: DueCase) -> Option<DeadlineRow> {
+        let k = due.deadlines.known()?.clone();
+        Some(DeadlineRow {
+            case: due.row,
+            deadline_ms: k.promised_ms,
+            remaining_working_days: k.remaining_working_days,
+            overdue: k.overdue,
+            near_overdue: k.near_overdue,
+            paused: k.paused,
+        })
     }
-}
-
-/// The deadline input of a case from its (ordered) events: the clock starts at
-/// acceptance, pauses for 补正 and 特别程序, and grows with each 延期 whose data
-/// says `value` (a count) and `unit` (a catalog unit code, working days by default).
-/// `None` while the case is not accepted or no longer open.
-pub fn deadline_input(view: &CaseView, item: &CatalogItem, now_ms: i64) -> Option<DeadlineInput> {
-    if !view.status.is_some_and(Status::is_open) {
-        return None;
-    }
-    let accepted_at_ms = view
-        .events
-        .iter()
-        .find(|e| e.kind == "accepted")
-        .map(|e| e.wall_ms)?;
-    let mut pauses: Vec<Pause> = Vec::new();
-    let mut extensions = Vec::new();
-    for e in &view.events {
-        if let Some((kind, starts)) = pause_kind(&e.kind) {
-            if starts {
-                pauses.push(Pause {
-                    kind,
-                    from_ms: e.wall_ms,
-                    to_ms: None,
-                });
-            } else if let Some(open) = pauses
-                .iter_mut()
-                .rev()
-                .find(|p| p.kind == kind && p.to_ms.is_none())
-            {
-                open.to_ms = Some(e.wall_ms);
-            }
-        } else if e.kind == "extended"
-            && let Some(value) = e.data.get("value").and_then(|v| v.parse::<u32>().ok())
-        {
-            let unit = e
-                .data
-                .get("unit")
-                .and_then(|u| u.parse::<u8>().ok())
-                .and_then(LimitUnit::from_code)
-                .unwrap_or(LimitUnit::WorkingDays);
-            extensions.push(Extension { value, unit });
-        }
-    }
-    Some(DeadlineInput {
-        accepted_at_ms,
-        promised: item.promised_limit,
-        statutory: item.statutory_limit,
-        pauses,
-        extensions,
-        now_ms,
-    })
 }
 
 impl Store {
@@ -182,47 +128,13 @@ impl Store {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
-    /// Open cases with their promised deadlines, oldest cases first, at most
-    /// [`DEADLINE_SCAN_MAX`]; the flag says whether more open cases were left out.
-    pub fn open_deadlines(&mut self, now_ms: i64) -> Result<(Vec<DeadlineRow>, bool), StoreError> {
-        let open: Vec<&str> = Status::ALL
+    /// Overdue or nearly overdue cases, soonest deadline first, at most `limit`.
+    pub fn due_rows(&mut self, due: Due, limit: usize) -> Result<Vec<DeadlineRow>, StoreError> {
+        Ok(self
+            .due_cases(due, limit)?
             .into_iter()
-            .filter(|s| s.is_open())
-            .map(Status::as_str)
-            .collect();
-        let open_json =
-            serde_json::to_string(&open).map_err(|e| StoreError::Invalid(e.to_string()))?;
-        let rows: Vec<CaseRow> = self.list_where(
-            "status IN (SELECT value FROM json_each(?1)) ORDER BY created_ms ASC LIMIT ?2",
-            params![open_json, DEADLINE_SCAN_MAX as i64 + 1],
-        )?;
-        let truncated = rows.len() > DEADLINE_SCAN_MAX;
-        let calendar = WorkCalendar::official();
-        let catalog = self.catalog()?.clone();
-        let mut out = Vec::new();
-        for row in rows.into_iter().take(DEADLINE_SCAN_MAX) {
-            let Some(item) = catalog.get(&row.item_code) else {
-                continue;
-            };
-            let view = self.case_view(&row.doc_id, false, "")?;
-            let Some(input) = deadline_input(&view, item, now_ms) else {
-                continue;
-            };
-            // A year without a published calendar has no answer; such cases are left
-            // out rather than guessed at.
-            let Ok(d) = deadline::compute(&input, &calendar) else {
-                continue;
-            };
-            out.push(DeadlineRow {
-                case: row,
-                deadline_ms: d.promised.value,
-                remaining_working_days: d.remaining_working_days,
-                overdue: d.overdue,
-                near_overdue: d.near_overdue,
-                paused: d.paused,
-            });
-        }
-        Ok((out, truncated))
+            .filter_map(DeadlineRow::of)
+            .collect())
     }
 
     /// Everything the dashboard shows, as of `now_ms`.
@@ -299,14 +211,11 @@ impl Store {
                 })
                 .collect(),
         };
-        let (deadlines, deadline_truncated) = self.open_deadlines(now_ms)?;
-        let deadline_scanned = deadlines.len();
-        let (mut overdue, mut near_overdue): (Vec<_>, Vec<_>) = deadlines
-            .into_iter()
-            .filter(|d| d.overdue || d.near_overdue)
-            .partition(|d| d.overdue);
-        overdue.sort_by_key(|d| d.deadline_ms);
-        near_overdue.sort_by_key(|d| d.deadline_ms);
+        let overdue = self.due_rows(Due::Overdue, DUE_LIST_MAX + 1)?;
+        let near_overdue = self.due_rows(Due::NearOverdue, DUE_LIST_MAX + 1)?;
+        let due_truncated = overdue.len() > DUE_LIST_MAX || near_overdue.len() > DUE_LIST_MAX;
+        let overdue = overdue.into_iter().take(DUE_LIST_MAX).collect();
+        let near_overdue = near_overdue.into_iter().take(DUE_LIST_MAX).collect();
         Ok(Dashboard {
             total,
             by_center,
@@ -316,8 +225,7 @@ impl Store {
             daily,
             overdue,
             near_overdue,
-            deadline_scanned,
-            deadline_truncated,
+            due_truncated,
         })
     }
 }

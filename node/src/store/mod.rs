@@ -10,13 +10,13 @@ mod cases;
 pub mod dashboard;
 pub mod docs;
 mod remote;
+mod rules;
 pub mod schema;
 pub mod status;
 mod tx;
 pub mod users;
 
 use std::path::{Path, PathBuf};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use automerge::ActorId;
 use rusqlite::{Connection, ErrorCode, OpenFlags, OptionalExtension};
@@ -31,6 +31,7 @@ pub use cases::{
 };
 pub use docs::DocCache;
 pub use remote::Applied;
+pub use rules::{Due, DueCase, ItemRules, RulesContext};
 pub use status::{PeerHealth, SyncStatus};
 use tx::Tx;
 pub use users::{User, UserRole};
@@ -78,6 +79,8 @@ pub enum StoreError {
     UnknownCenter(String, String),
     #[error("{0}")]
     Invalid(String),
+    #[error("only the hub may write reference documents; this node is a {role}")]
+    NotHub { role: Role },
     #[error("stored data is damaged: {0}")]
     Corrupt(String),
     #[error(transparent)]
@@ -189,6 +192,8 @@ pub struct Store {
     )>,
     /// Inside [`Store::group`]: operations use savepoints and the group commits once.
     in_group: bool,
+    /// Catalog limits and calendar, rebuilt when their documents change.
+    rules: Option<std::sync::Arc<RulesContext>>,
 }
 
 impl std::fmt::Debug for Store {
@@ -200,11 +205,9 @@ impl std::fmt::Debug for Store {
     }
 }
 
+/// This node's clock; see [`crate::clock`].
 pub fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
+    crate::clock::now_ms()
 }
 
 pub fn random_bytes<const N: usize>() -> [u8; N] {
@@ -324,6 +327,7 @@ impl Store {
             settings,
             catalog: None,
             in_group: false,
+            rules: None,
         }
     }
 

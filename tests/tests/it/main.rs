@@ -4,6 +4,12 @@
 mod cli;
 mod fixtures;
 mod model;
+mod rules_calendar;
+mod rules_casework;
+mod rules_clock;
+mod rules_deadlines;
+mod rules_metrics;
+mod rules_support;
 mod store;
 mod web_api;
 mod web_browser;

@@ -36,6 +36,7 @@ fn new_case() -> NewCase {
             received: false,
         }],
         delivery_method: "window".into(),
+        delivery_address: String::new(),
     }
 }
 
@@ -182,6 +183,7 @@ proptest! {
                 order: EventOrder { hlc: Hlc(clocks[i]), node: format!("n{}", nodes[i]), id: format!("e{i:03}") },
                 kind: *k,
                 acknowledges: None,
+                once_key: None,
             })
             .collect();
         let reference = fold(&events);

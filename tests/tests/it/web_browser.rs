@@ -428,6 +428,7 @@ fn clerk_registers_a_case_and_sees_it_reach_the_hub() {
                             agent: None,
                             materials_received: vec![],
                             delivery_method: None,
+                            delivery_address: String::new(),
                             clerk: "C007".into(),
                         })
                         .unwrap();

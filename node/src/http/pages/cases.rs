@@ -228,7 +228,9 @@ const NEW_JS: &str = r#"
     it.delivery.forEach(function(d, n){
       var l = document.createElement('label'); var r = document.createElement('input'); r.type='radio'; r.name='delivery'; r.value=d; r.id='delivery-'+d; if (n===0) r.checked = true;
       l.appendChild(r); l.appendChild(document.createTextNode(deliveryNames[d] || d)); del.appendChild(l);
+      r.addEventListener('change', function(){ document.getElementById('post-address').classList.toggle('hidden', r.value !== 'post'); });
     });
+    document.getElementById('post-address').classList.add('hidden');
     document.getElementById('step2').classList.remove('hidden');
     document.getElementById('applicant-name').focus();
   }
@@ -253,6 +255,7 @@ const NEW_JS: &str = r#"
       materials_received: Array.prototype.map.call(document.querySelectorAll('input[name=material]:checked'), function(c){ return c.value; }),
     };
     var d = document.querySelector('input[name=delivery]:checked'); if (d) body.delivery = d.value;
+    if (d && d.value === 'post') body.delivery_address = document.getElementById('delivery-address').value.trim();
     fetch('/api/cases', {method:'POST', headers:{'Content-Type':'application/json'}, credentials:'same-origin', body: JSON.stringify(body)})
       .then(function(r){ return r.json().then(function(j){ return [r.status, j]; }); })
       .then(function(res){
@@ -313,7 +316,8 @@ pub async fn new_form(State(state): State<AppState>, PageUser(user): PageUser) -
 <div class="field"><label for="applicant-address">地址</label><input type="text" id="applicant-address"><div class="err" data-err-for="applicant.address"></div></div>
 </div></div>
 <div class="cols"><div class="card"><h2 style="margin-top:0">③ 已收材料</h2><div id="materials" class="materials"></div><div class="err" data-err-for="materials_received"></div></div>
-<div class="card"><h2 style="margin-top:0">④ 送达方式</h2><div id="delivery" class="materials"></div><div class="err" data-err-for="delivery"></div></div></div>
+<div class="card"><h2 style="margin-top:0">④ 送达方式</h2><div id="delivery" class="materials"></div><div class="err" data-err-for="delivery"></div>
+<div class="field hidden" id="post-address"><label for="delivery-address">邮寄地址</label><input type="text" id="delivery-address"><div class="err" data-err-for="delivery_address"></div><div class="err" data-err-for="delivery.address"></div></div></div></div>
 <button type="submit" id="submit" style="font-size:16px;padding:10px 34px">登记</button>
 <span class="muted" style="margin-left:12px">登记后立即保存在本节点，联网后自动上传区中心。</span>
 </div></form>

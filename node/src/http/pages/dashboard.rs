@@ -265,10 +265,10 @@ pub async fn page(State(state): State<AppState>, PageUser(user): PageUser) -> Re
         })
         .map(|c| c.count)
         .sum();
-    let truncated = if d.deadline_truncated {
+    let truncated = if d.due_truncated {
         format!(
-            r#"<p class="muted">时限只计算了最早登记的 {} 件在办办件。</p>"#,
-            d.deadline_scanned
+            r#"<p class="muted">每个时限列表最多显示 {} 件。</p>"#,
+            crate::store::dashboard::DUE_LIST_MAX
         )
     } else {
         String::new()
