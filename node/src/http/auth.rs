@@ -224,3 +224,44 @@ pub async fn api_me(State(state): State<AppState>, Clerk(user): Clerk) -> Json<M
         node_role: state.node.role,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.append(
+                axum::http::HeaderName::from_bytes(k.as_bytes()).unwrap(),
+                HeaderValue::from_str(v).unwrap(),
+            );
+        }
+        h
+    }
+
+    #[test]
+    fn token_from_bearer_or_cookie() {
+        let t = "ab".repeat(32);
+        let check = |pairs: &[(&str, &str)], want: Option<&str>| {
+            assert_eq!(token_of(&headers(pairs)).as_deref(), want, "{pairs:?}");
+        };
+        check(&[("authorization", &format!("Bearer {t}"))], Some(&t));
+        check(&[("authorization", &format!("bearer   {t} "))], Some(&t));
+        check(&[("authorization", "Basic dXNlcjpwYXNz")], None);
+        check(&[("authorization", "Bearer")], None);
+        check(
+            &[("cookie", &format!("a=1; yc_session={t}; b=2"))],
+            Some(&t),
+        );
+        check(&[("cookie", "yc_session=")], None);
+        check(
+            &[("cookie", "a=1"), ("cookie", &format!("yc_session={t}"))],
+            Some(&t),
+        );
+        check(&[], None);
+        assert!(plausible(&t));
+        assert!(!plausible("zz"));
+        assert!(!plausible(&"g".repeat(64)));
+    }
+}

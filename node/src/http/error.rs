@@ -258,3 +258,55 @@ pub async fn method_not_allowed() -> ApiError {
         "this endpoint does not take that method",
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, serde::Deserialize)]
+    #[allow(dead_code)]
+    struct Inner {
+        name: String,
+        n: u32,
+    }
+
+    #[derive(Debug, serde::Deserialize)]
+    #[allow(dead_code)]
+    struct Outer {
+        code: String,
+        inner: Inner,
+    }
+
+    #[test]
+    fn json_errors_name_the_field() {
+        let check = |body: &str, status: u16, field: Option<&str>| {
+            let e = parse_json::<Outer>(body.as_bytes()).unwrap_err();
+            assert_eq!(e.status.as_u16(), status, "{body}: {}", e.message);
+            assert_eq!(e.field.as_deref(), field, "{body}: {}", e.message);
+        };
+        check(r#"{"inner": {"name": "a", "n": 1}}"#, 422, Some("code"));
+        check(
+            r#"{"code": 1, "inner": {"name": "a", "n": 1}}"#,
+            422,
+            Some("code"),
+        );
+        check(
+            r#"{"code": "c", "inner": {"name": "a"}}"#,
+            422,
+            Some("inner.n"),
+        );
+        check(
+            r#"{"code": "c", "inner": {"name": "a", "n": -1}}"#,
+            422,
+            Some("inner.n"),
+        );
+        check(
+            r#"{"code": "c", "inner": {"name": "a", "n": 1}} x"#,
+            400,
+            None,
+        );
+        check(r#"{"code": "c""#, 400, None);
+        check("", 400, None);
+        assert!(parse_json::<Outer>(br#"{"code": "c", "inner": {"name": "a", "n": 1}}"#).is_ok());
+    }
+}

@@ -304,3 +304,40 @@ pub async fn page(State(state): State<AppState>, PageUser(user): PageUser) -> Re
     );
     layout(&state, &user, Nav::Dashboard, "全区看板", &body).into_response()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::dashboard::CenterSeries;
+
+    #[test]
+    fn chart_has_round_ticks_one_bar_per_count_and_a_legend() {
+        let daily = DailyVolume {
+            days: vec!["20261127".into(), "20261128".into()],
+            centers: vec![
+                CenterSeries {
+                    center: "003".into(),
+                    label: "桐湾<街道>".into(),
+                    counts: vec![0, 7],
+                },
+                CenterSeries {
+                    center: "005".into(),
+                    label: "碧澜".into(),
+                    counts: vec![3, 0],
+                },
+            ],
+        };
+        let svg = volume_chart(&daily);
+        assert_eq!(svg.matches("<rect").count(), 2, "zero days draw no bar");
+        for tick in [">0<", ">2<", ">4<", ">6<", ">8<", ">10<"] {
+            assert!(svg.contains(tick), "{tick} missing");
+        }
+        assert!(svg.contains("桐湾&lt;街道&gt;") && !svg.contains("<街道>"));
+        assert!(svg.contains("11/28"));
+        let empty = volume_chart(&DailyVolume {
+            days: vec!["20261128".into()],
+            centers: vec![],
+        });
+        assert!(empty.contains("近期没有登记办件"));
+    }
+}

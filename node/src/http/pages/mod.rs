@@ -309,3 +309,18 @@ async fn logout(State(state): State<AppState>, headers: axum::http::HeaderMap) -
         .insert(header::SET_COOKIE, auth::clear_cookie());
     resp
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escaping() {
+        assert_eq!(
+            esc(r#"<a href="x">'&'</a>"#),
+            "&lt;a href=&quot;x&quot;&gt;&#39;&amp;&#39;&lt;/a&gt;"
+        );
+        assert_eq!(esc("王小明"), "王小明");
+        assert_eq!(script_json(&"</script><b>"), r#""\u003c/script>\u003cb>""#);
+    }
+}
