@@ -126,6 +126,8 @@ pub struct CaseQuery {
     /// Only open cases past (or near) their promised deadline.
     #[param(inline)]
     pub overdue: Option<OverdueFilter>,
+    /// Only cases with changes the district hub does not have yet.
+    pub unsynced: Option<bool>,
     /// At most this many rows (1–1000, default 100).
     pub limit: Option<usize>,
 }
@@ -215,6 +217,28 @@ pub fn query_cases(s: &mut Store, query: &CaseQuery) -> Result<Vec<CaseListItem>
         status.as_deref().is_none_or(|st| r.status == st)
             && item.as_deref().is_none_or(|i| r.item_code == i)
     };
+    if query.unsynced == Some(true) {
+        // The status lists these newest first; each is one index lookup.
+        let mut out = Vec::new();
+        for no in s.sync_status()?.unsynced_case_nos {
+            let found = s.list_cases(&CaseFilter {
+                status: None,
+                search: Some(no.clone()),
+                limit: 1,
+            })?;
+            if let Some(row) = found.into_iter().find(|r| r.case_no == no)
+                && matches(&row)
+                && q.as_deref()
+                    .is_none_or(|t| row.case_no.starts_with(t) || row.applicant_name == t)
+            {
+                out.push(list_item(row, &unsynced, None));
+            }
+            if out.len() >= limit {
+                break;
+            }
+        }
+        return Ok(out);
+    }
     if let Some(which) = query.overdue {
         let mut rows: Vec<DeadlineRow> = Vec::new();
         if which != OverdueFilter::Near {

@@ -675,6 +675,9 @@ fn sync_status_follows_the_hub_checkpoint_and_streams_live() {
     assert_eq!(s.json["unsynced_cases"], 1);
     assert!(s.json["unsynced_changes"].as_i64().unwrap() >= 1);
     assert_eq!(s.json["unsynced_case_nos"], json!([case_no]));
+    let pending = n.api.get("/api/cases?unsynced=true");
+    assert_eq!(pending.json["count"], 1);
+    assert_eq!(pending.json["cases"][0]["at_hub"], false);
     let first = n.api.first_event("/api/sync/stream", "sync");
     assert_eq!(first["unsynced_cases"], 1);
 
@@ -697,6 +700,7 @@ fn sync_status_follows_the_hub_checkpoint_and_streams_live() {
     let detail = n.api.get(&format!("/api/cases/{case_no}"));
     assert_eq!(detail.json["at_hub"], true);
     assert_eq!(n.api.get("/api/cases").json["cases"][0]["at_hub"], true);
+    assert_eq!(n.api.get("/api/cases?unsynced=true").json["count"], 0);
     // A later change is not at the hub until it is acknowledged.
     n.api
         .post(

@@ -72,6 +72,7 @@ pub struct ListForm {
     q: Option<String>,
     status: Option<String>,
     overdue: Option<String>,
+    unsynced: Option<String>,
 }
 
 pub async fn list(
@@ -90,6 +91,7 @@ pub async fn list(
         status: form.status.clone().filter(|s| !s.is_empty()),
         item: None,
         overdue,
+        unsynced: Some(form.unsynced.as_deref() == Some("1")),
         limit: Some(api::LIST_LIMIT_DEFAULT),
     };
     let rows = match state
@@ -166,12 +168,18 @@ pub async fn list(
 <div><label for="q">搜索</label><input type="search" id="q" name="q" value="{q}" placeholder="办件编号、申请人姓名或事项"></div>
 <div><label for="status">状态</label><select id="status" name="status">{status_opts}</select></div>
 <div><label for="overdue">时限</label><select id="overdue" name="overdue">{overdue_opts}</select></div>
+<div><label class="materials" style="margin:0 0 9px"><input type="checkbox" name="unsynced" value="1" id="unsynced"{unsynced_checked}> 只看未上传区中心的</label></div>
 <div><button type="submit">查询</button></div>
 <div style="margin-left:auto"><a class="btn" href="/cases/new" id="new-case">＋ 登记办件</a></div>
 </form>
 <div class="card" style="padding:0"><table id="case-table"><thead><tr><th>办件编号</th><th>事项</th><th>申请人</th><th>状态</th><th>同步</th><th>登记时间</th></tr></thead><tbody>{table}</tbody></table></div>
 <p class="muted">共 {n} 件（最多显示 {max} 件）。证件号码默认隐藏中间位。</p>"#,
         q = esc(form.q.as_deref().unwrap_or("")),
+        unsynced_checked = if form.unsynced.as_deref() == Some("1") {
+            " checked"
+        } else {
+            ""
+        },
         n = rows.len(),
         max = api::LIST_LIMIT_DEFAULT,
     );

@@ -193,7 +193,7 @@ fn banner(s: &SyncStatus) -> String {
         "从未".into()
     };
     format!(
-        r#"<div id="sync-banner" class="{class}" data-unsynced="{n}"><span><span class="dot"></span><b id="sync-state">{state}</b></span><span id="sync-unsynced">{unsynced}</span><span id="sync-last">最近联系：{last}</span></div>"#,
+        r#"<div id="sync-banner" class="{class}" data-unsynced="{n}"><span><span class="dot"></span><b id="sync-state">{state}</b></span><a id="sync-unsynced" href="/cases?unsynced=1" style="color:inherit">{unsynced}</a><span id="sync-last">最近联系：{last}</span></div>"#,
         n = s.unsynced_changes
     )
 }
