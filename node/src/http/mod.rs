@@ -77,8 +77,16 @@ impl AppState {
     /// Moves the store onto its own thread and starts the sync-status watcher.
     /// Must run inside a tokio runtime. Everything stops when `cancel` fires.
     pub async fn start(store: Store, cancel: CancellationToken) -> Result<AppState, ApiError> {
-        let node = Arc::new(store.settings().clone());
-        let store = StoreHandle::spawn(store);
+        let node = store.settings().clone();
+        AppState::with_handle(StoreHandle::spawn(store), node, cancel).await
+    }
+
+    /// Serves a store already on its thread (shared with sync, as `serve` runs it).
+    pub async fn with_handle(
+        store: StoreHandle,
+        node: NodeSettings,
+        cancel: CancellationToken,
+    ) -> Result<AppState, ApiError> {
         let first = store.call(|s| s.sync_status()).await??;
         let (tx, rx) = watch::channel(first);
         let sync_refresh = Arc::new(Notify::new());
@@ -90,7 +98,7 @@ impl AppState {
         ));
         Ok(AppState {
             store,
-            node,
+            node: Arc::new(node),
             sync: rx,
             logins: Arc::new(Semaphore::new(LOGINS_IN_FLIGHT_MAX)),
             in_flight: Arc::new(Semaphore::new(REQUESTS_IN_FLIGHT_MAX)),

@@ -132,6 +132,7 @@ button.danger{background:#c03434}
 .bar{background:#dce7f8;height:10px;border-radius:5px;position:relative}
 .bar span{position:absolute;left:0;top:0;bottom:0;background:#3a78d4;border-radius:5px}
 .login{max-width:380px;margin:90px auto}
+#q{min-width:300px}
 .login h1{text-align:center}
 .conf-values td:first-child{font-family:monospace;font-size:14px}
 "#;
