@@ -6,3 +6,4 @@ pub mod catalog;
 pub mod hlc;
 pub mod ids;
 pub mod validate;
+pub mod wire;
