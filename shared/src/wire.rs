@@ -9,7 +9,7 @@
 
 use std::fmt;
 
-use crate::ids::{DocId, NodeId, Role, NODE_ID_LEN};
+use crate::ids::{DocId, NODE_ID_LEN, NodeId, Role};
 
 /// The protocol version this build speaks. Bumped on any incompatible change;
 /// a peer with another version is refused at the first frame.
@@ -59,7 +59,11 @@ pub enum WireError {
     #[error("malformed varint")]
     Varint,
     #[error("{what} count {count} exceeds the limit of {max}")]
-    TooMany { what: &'static str, count: u64, max: usize },
+    TooMany {
+        what: &'static str,
+        count: u64,
+        max: usize,
+    },
     #[error("invalid {what}: {detail}")]
     Invalid { what: &'static str, detail: String },
 }
@@ -123,8 +127,12 @@ pub enum RejectReason {
 }
 
 impl RejectReason {
-    const ALL: [RejectReason; 4] =
-        [RejectReason::UnknownAuthor, RejectReason::NotPermitted, RejectReason::ReferenceDoc, RejectReason::Malformed];
+    const ALL: [RejectReason; 4] = [
+        RejectReason::UnknownAuthor,
+        RejectReason::NotPermitted,
+        RejectReason::ReferenceDoc,
+        RejectReason::Malformed,
+    ];
 
     pub fn code(self) -> u8 {
         match self {
@@ -207,8 +215,13 @@ pub enum ErrorCode {
 }
 
 impl ErrorCode {
-    const ALL: [ErrorCode; 5] =
-        [ErrorCode::Protocol, ErrorCode::Version, ErrorCode::UnknownPeer, ErrorCode::Internal, ErrorCode::Timeout];
+    const ALL: [ErrorCode; 5] = [
+        ErrorCode::Protocol,
+        ErrorCode::Version,
+        ErrorCode::UnknownPeer,
+        ErrorCode::Internal,
+        ErrorCode::Timeout,
+    ];
 
     pub fn code(self) -> u8 {
         match self {
@@ -237,7 +250,10 @@ pub enum Message {
     /// Documents the receiver listed that are not (or no longer) in its scope as the sender sees it.
     Departed(Vec<DocId>),
     /// The sender ends the session.
-    Error { code: ErrorCode, detail: String },
+    Error {
+        code: ErrorCode,
+        detail: String,
+    },
 }
 
 const T_HELLO: u8 = 1;
@@ -386,7 +402,10 @@ impl Message {
         if payload.len() > FRAME_MAX_BYTES {
             return Err(WireError::FrameTooLarge(payload.len()));
         }
-        let mut r = Reader { buf: payload, pos: 0 };
+        let mut r = Reader {
+            buf: payload,
+            pos: 0,
+        };
         let version = r.u8("version")?;
         if version != PROTOCOL_VERSION {
             return Err(WireError::Version(version));
@@ -400,11 +419,21 @@ impl Message {
                 let last_seq = r.varint()?;
                 let your_feed = match r.u8("feed flag")? {
                     0 => None,
-                    1 => Some(FeedPos { epoch: r.varint()?, seq: r.varint()? }),
+                    1 => Some(FeedPos {
+                        epoch: r.varint()?,
+                        seq: r.varint()?,
+                    }),
                     other => return Err(invalid("feed flag", other)),
                 };
                 let want_reconcile = r.bool("reconcile flag")?;
-                Message::Hello(Hello { node, role, epoch, last_seq, your_feed, want_reconcile })
+                Message::Hello(Hello {
+                    node,
+                    role,
+                    epoch,
+                    last_seq,
+                    your_feed,
+                    want_reconcile,
+                })
             }
             T_CHANGES => {
                 let from_seq = r.varint()?;
@@ -423,9 +452,16 @@ impl Message {
                     let bytes = r.bytes("change", FRAME_MAX_BYTES)?.to_vec();
                     entries.push(ChangeEntry { doc, bytes });
                 }
-                Message::Changes(Changes { from_seq, up_to_seq, caught_up, entries })
+                Message::Changes(Changes {
+                    from_seq,
+                    up_to_seq,
+                    caught_up,
+                    entries,
+                })
             }
-            T_ACK => Message::Ack(Ack { up_to_seq: r.varint()? }),
+            T_ACK => Message::Ack(Ack {
+                up_to_seq: r.varint()?,
+            }),
             T_REJECTED => {
                 let n = r.count("rejections", ENTRIES_MAX, 2 + HASH_BYTES + 2)?;
                 let mut list = Vec::new();
@@ -433,9 +469,15 @@ impl Message {
                     let doc = r.doc()?;
                     let hash = r.array::<HASH_BYTES>("change hash")?;
                     let code = r.u8("reason")?;
-                    let reason = RejectReason::from_code(code).ok_or_else(|| invalid("reason", code))?;
+                    let reason =
+                        RejectReason::from_code(code).ok_or_else(|| invalid("reason", code))?;
                     let detail = r.text("detail", DETAIL_MAX_BYTES)?;
-                    list.push(Rejection { doc, hash, reason, detail });
+                    list.push(Rejection {
+                        doc,
+                        hash,
+                        reason,
+                        detail,
+                    });
                 }
                 Message::Rejected(list)
             }
@@ -457,7 +499,10 @@ impl Message {
                         MODE_SKIP => RangeMode::Skip,
                         MODE_FINGERPRINT => {
                             let count = r.varint()?;
-                            RangeMode::Fingerprint { count, fingerprint: r.array::<DIGEST_BYTES>("fingerprint")? }
+                            RangeMode::Fingerprint {
+                                count,
+                                fingerprint: r.array::<DIGEST_BYTES>("fingerprint")?,
+                            }
                         }
                         MODE_ITEMS => {
                             let k = r.count("range items", RANGE_ITEMS_MAX, 2 + DIGEST_BYTES)?;
@@ -495,7 +540,10 @@ impl Message {
             T_ERROR => {
                 let c = r.u8("error code")?;
                 let code = ErrorCode::from_code(c).ok_or_else(|| invalid("error code", c))?;
-                Message::Error { code, detail: r.text("detail", DETAIL_MAX_BYTES)? }
+                Message::Error {
+                    code,
+                    detail: r.text("detail", DETAIL_MAX_BYTES)?,
+                }
             }
             other => return Err(WireError::MessageType(other)),
         };
@@ -555,7 +603,10 @@ fn role_of(code: u8) -> Result<Role, WireError> {
 }
 
 fn invalid(what: &'static str, value: u8) -> WireError {
-    WireError::Invalid { what, detail: format!("unknown value {value}") }
+    WireError::Invalid {
+        what,
+        detail: format!("unknown value {value}"),
+    }
 }
 
 struct Writer(Vec<u8>);
@@ -652,10 +703,19 @@ impl<'a> Reader<'a> {
 
     /// A count of items that each take at least `min_item_bytes`: checked against
     /// its limit and against the bytes left, so no allocation trusts the peer.
-    fn count(&mut self, what: &'static str, max: usize, min_item_bytes: usize) -> Result<usize, WireError> {
+    fn count(
+        &mut self,
+        what: &'static str,
+        max: usize,
+        min_item_bytes: usize,
+    ) -> Result<usize, WireError> {
         let n = self.varint()?;
         if n > max as u64 {
-            return Err(WireError::TooMany { what, count: n, max });
+            return Err(WireError::TooMany {
+                what,
+                count: n,
+                max,
+            });
         }
         let n = n as usize;
         if n.saturating_mul(min_item_bytes) > self.left() {
@@ -667,7 +727,11 @@ impl<'a> Reader<'a> {
     fn bytes(&mut self, what: &'static str, max: usize) -> Result<&'a [u8], WireError> {
         let n = self.varint()?;
         if n > max as u64 {
-            return Err(WireError::TooMany { what, count: n, max });
+            return Err(WireError::TooMany {
+                what,
+                count: n,
+                max,
+            });
         }
         self.take(n as usize, what)
     }
@@ -676,14 +740,23 @@ impl<'a> Reader<'a> {
         let b = self.bytes(what, max)?;
         std::str::from_utf8(b)
             .map(str::to_owned)
-            .map_err(|e| WireError::Invalid { what, detail: e.to_string() })
+            .map_err(|e| WireError::Invalid {
+                what,
+                detail: e.to_string(),
+            })
     }
 
     fn doc(&mut self) -> Result<DocId, WireError> {
         let b = self.bytes("document id", DOC_ID_MAX_BYTES)?;
-        let s = std::str::from_utf8(b)
-            .map_err(|e| WireError::Invalid { what: "document id", detail: e.to_string() })?;
-        s.parse().map_err(|e: crate::ids::IdError| WireError::Invalid { what: "document id", detail: e.to_string() })
+        let s = std::str::from_utf8(b).map_err(|e| WireError::Invalid {
+            what: "document id",
+            detail: e.to_string(),
+        })?;
+        s.parse()
+            .map_err(|e: crate::ids::IdError| WireError::Invalid {
+                what: "document id",
+                detail: e.to_string(),
+            })
     }
 }
 
@@ -710,7 +783,14 @@ mod tests {
     }
 
     fn message() -> impl Strategy<Value = Message> {
-        let hello = (any::<[u8; 8]>(), role(), any::<u64>(), any::<u64>(), any::<Option<(u64, u64)>>(), any::<bool>())
+        let hello = (
+            any::<[u8; 8]>(),
+            role(),
+            any::<u64>(),
+            any::<u64>(),
+            any::<Option<(u64, u64)>>(),
+            any::<bool>(),
+        )
             .prop_map(|(n, role, epoch, last_seq, feed, want_reconcile)| {
                 Message::Hello(Hello {
                     node: NodeId(n),
@@ -725,48 +805,76 @@ mod tests {
             any::<u32>(),
             any::<u16>(),
             any::<bool>(),
-            proptest::collection::vec((doc_id(), proptest::collection::vec(any::<u8>(), 0..64)), 0..6),
+            proptest::collection::vec(
+                (doc_id(), proptest::collection::vec(any::<u8>(), 0..64)),
+                0..6,
+            ),
         )
             .prop_map(|(from, extra, caught_up, entries)| {
                 Message::Changes(Changes {
                     from_seq: u64::from(from),
                     up_to_seq: u64::from(from) + u64::from(extra),
                     caught_up,
-                    entries: entries.into_iter().map(|(doc, bytes)| ChangeEntry { doc, bytes }).collect(),
+                    entries: entries
+                        .into_iter()
+                        .map(|(doc, bytes)| ChangeEntry { doc, bytes })
+                        .collect(),
                 })
             });
         let ack = any::<u64>().prop_map(|up_to_seq| Message::Ack(Ack { up_to_seq }));
-        let rejected = proptest::collection::vec((doc_id(), any::<[u8; 32]>(), 0usize..4, detail()), 0..5)
-            .prop_map(|list| {
-                Message::Rejected(
-                    list.into_iter()
-                        .map(|(doc, hash, r, detail)| Rejection { doc, hash, reason: RejectReason::ALL[r], detail })
-                        .collect(),
-                )
-            });
+        let rejected =
+            proptest::collection::vec((doc_id(), any::<[u8; 32]>(), 0usize..4, detail()), 0..5)
+                .prop_map(|list| {
+                    Message::Rejected(
+                        list.into_iter()
+                            .map(|(doc, hash, r, detail)| Rejection {
+                                doc,
+                                hash,
+                                reason: RejectReason::ALL[r],
+                                detail,
+                            })
+                            .collect(),
+                    )
+                });
         let mode = prop_oneof![
             Just(RangeMode::Skip),
             (any::<u64>(), any::<[u8; 16]>())
                 .prop_map(|(count, fingerprint)| RangeMode::Fingerprint { count, fingerprint }),
-            proptest::collection::vec((doc_id(), any::<[u8; 16]>()), 0..4).prop_map(RangeMode::Items),
+            proptest::collection::vec((doc_id(), any::<[u8; 16]>()), 0..4)
+                .prop_map(RangeMode::Items),
         ];
-        let reconcile =
-            (any::<u32>(), proptest::collection::vec((proptest::option::of(doc_id()), mode), 0..6)).prop_map(
-                |(round, ranges)| {
-                    Message::Reconcile(Reconcile {
-                        round,
-                        ranges: ranges.into_iter().map(|(upper, mode)| Range { upper, mode }).collect(),
-                    })
-                },
-            );
-        let doc_sync = proptest::collection::vec((doc_id(), proptest::collection::vec(any::<u8>(), 0..64)), 0..5)
-            .prop_map(|l| {
-                Message::DocSync(l.into_iter().map(|(doc, message)| DocSyncEntry { doc, message }).collect())
+        let reconcile = (
+            any::<u32>(),
+            proptest::collection::vec((proptest::option::of(doc_id()), mode), 0..6),
+        )
+            .prop_map(|(round, ranges)| {
+                Message::Reconcile(Reconcile {
+                    round,
+                    ranges: ranges
+                        .into_iter()
+                        .map(|(upper, mode)| Range { upper, mode })
+                        .collect(),
+                })
             });
+        let doc_sync = proptest::collection::vec(
+            (doc_id(), proptest::collection::vec(any::<u8>(), 0..64)),
+            0..5,
+        )
+        .prop_map(|l| {
+            Message::DocSync(
+                l.into_iter()
+                    .map(|(doc, message)| DocSyncEntry { doc, message })
+                    .collect(),
+            )
+        });
         let departed = proptest::collection::vec(doc_id(), 0..5).prop_map(Message::Departed);
-        let error =
-            (0usize..5, detail()).prop_map(|(c, detail)| Message::Error { code: ErrorCode::ALL[c], detail });
-        prop_oneof![hello, changes, ack, rejected, reconcile, doc_sync, departed, error]
+        let error = (0usize..5, detail()).prop_map(|(c, detail)| Message::Error {
+            code: ErrorCode::ALL[c],
+            detail,
+        });
+        prop_oneof![
+            hello, changes, ack, rejected, reconcile, doc_sync, departed, error
+        ]
     }
 
     proptest! {
@@ -806,30 +914,59 @@ mod tests {
     fn limits_are_enforced_before_allocation() {
         // A frame header claiming more than the limit is refused from the header alone.
         let huge = ((FRAME_MAX_BYTES + 1) as u32).to_be_bytes();
-        assert_eq!(decode_frame(&huge), Err(WireError::FrameTooLarge(FRAME_MAX_BYTES + 1)));
+        assert_eq!(
+            decode_frame(&huge),
+            Err(WireError::FrameTooLarge(FRAME_MAX_BYTES + 1))
+        );
         // A count larger than the bytes left is refused, not pre-allocated.
         let mut w = Writer(vec![PROTOCOL_VERSION, T_DEPARTED]);
         w.varint(60_000);
-        assert!(matches!(Message::decode(&w.0), Err(WireError::Truncated(_))));
+        assert!(matches!(
+            Message::decode(&w.0),
+            Err(WireError::Truncated(_))
+        ));
         let mut w = Writer(vec![PROTOCOL_VERSION, T_DEPARTED]);
         w.varint(u64::MAX);
-        assert!(matches!(Message::decode(&w.0), Err(WireError::TooMany { .. })));
+        assert!(matches!(
+            Message::decode(&w.0),
+            Err(WireError::TooMany { .. })
+        ));
         // Unknown versions and types are named.
         assert_eq!(Message::decode(&[9, T_ACK, 0]), Err(WireError::Version(9)));
-        assert_eq!(Message::decode(&[PROTOCOL_VERSION, 200]), Err(WireError::MessageType(200)));
+        assert_eq!(
+            Message::decode(&[PROTOCOL_VERSION, 200]),
+            Err(WireError::MessageType(200))
+        );
         // Over-long varints and trailing bytes are refused.
-        assert_eq!(Message::decode(&[PROTOCOL_VERSION, T_ACK, 0x80, 0x00]), Err(WireError::Varint));
-        assert_eq!(Message::decode(&[PROTOCOL_VERSION, T_ACK, 0x01, 0x00]), Err(WireError::Trailing(1)));
+        assert_eq!(
+            Message::decode(&[PROTOCOL_VERSION, T_ACK, 0x80, 0x00]),
+            Err(WireError::Varint)
+        );
+        assert_eq!(
+            Message::decode(&[PROTOCOL_VERSION, T_ACK, 0x01, 0x00]),
+            Err(WireError::Trailing(1))
+        );
         let max = Writer(vec![]);
         let mut max = max;
         max.varint(u64::MAX);
         let mut p = vec![PROTOCOL_VERSION, T_ACK];
         p.extend_from_slice(&max.0);
-        assert_eq!(Message::decode(&p), Ok(Message::Ack(Ack { up_to_seq: u64::MAX })));
+        assert_eq!(
+            Message::decode(&p),
+            Ok(Message::Ack(Ack {
+                up_to_seq: u64::MAX
+            }))
+        );
         // Bad document ids are refused.
         let mut w = Writer(vec![PROTOCOL_VERSION, T_DEPARTED]);
         w.varint(1);
         w.bytes(b"not-a-doc");
-        assert!(matches!(Message::decode(&w.0), Err(WireError::Invalid { what: "document id", .. })));
+        assert!(matches!(
+            Message::decode(&w.0),
+            Err(WireError::Invalid {
+                what: "document id",
+                ..
+            })
+        ));
     }
 }
