@@ -146,12 +146,13 @@ pub fn apply_changes<S: Store>(
     let mut seen = HashSet::new();
     let mut candidates: Vec<(Change, bool)> = Vec::new();
     let mut rejected: Vec<RejectedChange> = Vec::new();
+    let mut fresh = Vec::new();
     for bytes in incoming {
         match Change::from_bytes(bytes) {
             Ok(change) => {
                 let hash = change.hash();
                 if seen.insert(hash) && doc.get_change_by_hash(&hash).is_none() {
-                    candidates.push((change, false));
+                    fresh.push(change);
                 }
             }
             Err(e) => rejected.push(RejectedChange {
@@ -162,10 +163,11 @@ pub fn apply_changes<S: Store>(
             }),
         }
     }
-    if candidates.is_empty() && rejected.is_empty() {
+    if fresh.is_empty() && rejected.is_empty() {
         return Ok(Applied::default());
     }
     let mut unparked = Vec::new();
+    let mut parked_before = HashSet::new();
     for bytes in store.pending(doc_id)? {
         // Pending bytes were parsed before they were parked; one that no longer
         // parses stays where it is rather than being dropped.
@@ -175,8 +177,13 @@ pub fn apply_changes<S: Store>(
         let hash = change.hash();
         if doc.get_change_by_hash(&hash).is_some() {
             unparked.push(hash);
-        } else if seen.insert(hash) {
+        } else if parked_before.insert(hash) {
             candidates.push((change, true));
+        }
+    }
+    for change in fresh {
+        if !parked_before.contains(&change.hash()) {
+            candidates.push((change, false));
         }
     }
     let mut applied = Vec::new();

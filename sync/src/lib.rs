@@ -7,7 +7,9 @@
 //! through a `poll_*` call.
 
 pub mod apply;
+pub mod fixture;
 pub mod mem;
+pub mod pair;
 pub mod reconcile;
 pub mod rules;
 pub mod session;

@@ -154,7 +154,9 @@ mod tests {
         let case = DocId::new_case([1; 16]);
         let catalog: DocId = "ref-catalog".parse().unwrap();
         let r = routing("A", "B", "s1");
-        let ok = |a: &Author, d: &DocId, t| check_write(a, d, t).is_ok();
+        fn ok(a: &Author, d: &DocId, t: Target<'_>) -> bool {
+            check_write(a, d, t).is_ok()
+        }
         let hub = node(NodeInfo::hub());
         let a = node(NodeInfo::center("A"));
         let b = node(NodeInfo::center("B"));

@@ -201,7 +201,6 @@ pub struct Session {
     config: SessionConfig,
     phase: Phase,
     initiator: bool,
-    my_scope: Scope,
     peer_scope: Option<Scope>,
     my_epoch: u64,
     hello_last_seq: u64,
@@ -223,7 +222,6 @@ pub struct Session {
     doc_sync_queue: VecDeque<DocId>,
     queued: HashSet<DocId>,
     awaiting_docs: usize,
-    repaired: HashSet<DocId>,
     departed: BTreeSet<DocId>,
     transmit: VecDeque<Message>,
     events: VecDeque<SessionEvent>,
@@ -240,7 +238,6 @@ impl Session {
     pub fn new(config: SessionConfig, now_ms: i64) -> Session {
         Session {
             initiator: config.me < config.peer,
-            my_scope: Scope::of(&config.my_info),
             config,
             phase: Phase::New,
             peer_scope: None,
@@ -262,7 +259,6 @@ impl Session {
             doc_sync_queue: VecDeque::new(),
             queued: HashSet::new(),
             awaiting_docs: 0,
-            repaired: HashSet::new(),
             departed: BTreeSet::new(),
             transmit: VecDeque::new(),
             events: VecDeque::new(),
@@ -765,7 +761,7 @@ impl Session {
                 changed.push(doc.clone());
             }
             rejections.extend(outcome.rejected);
-            if outcome.pending > 0 && self.repaired.insert(doc.clone()) {
+            if outcome.pending > 0 {
                 // Its history below our checkpoint is missing (it entered our scope, or
                 // a dependency was lost): fetch the document with a per-document sync.
                 self.queue_doc_sync(&doc);
@@ -834,10 +830,12 @@ impl Session {
         Ok(())
     }
 
-    /// The documents both scopes include, as we see them, minus those the peer said departed.
+    /// The documents in the peer's scope as we see it, minus those it said departed.
+    /// Our own scope does not narrow it: a case we created for a center (a laptop's
+    /// new case) or wrote while it moved away must still reach the peer; views that
+    /// disagree meet in a document sync or a departure notice.
     fn reconcile_set<S: Store>(&self, store: &S) -> Result<ReconcileSet, SessionError<S::Error>> {
-        let scopes = [self.peer_scope().clone(), self.my_scope.clone()];
-        let mut docs = st(store.docs_in_scope(&scopes))?;
+        let mut docs = st(store.docs_in_scope(std::slice::from_ref(self.peer_scope())))?;
         docs.retain(|(d, _)| !self.departed.contains(d));
         Ok(ReconcileSet::new(docs))
     }
@@ -1026,6 +1024,7 @@ impl Session {
             let mut msg = sync::Message::decode(&entry.message)
                 .map_err(|e| Self::protocol(format!("sync message for {doc}: {e}")))?;
             let changes: Vec<Vec<u8>> = msg.changes.iter().map(<[u8]>::to_vec).collect();
+            let changes_empty = changes.is_empty();
             if !changes.is_empty() {
                 self.clear_departed(&doc, store)?;
                 // Through the write rules and the pending set, like the feed.
@@ -1041,6 +1040,7 @@ impl Session {
             // which would bypass the write rules on the other side.
             msg.changes = sync::ChunkList::empty();
             msg.flags = None;
+            let their_heads = msg.heads.clone();
             let held = st(store.load_doc(&doc))?;
             let is_held = held.is_some();
             let mut am: AutoCommit = held.unwrap_or_default();
@@ -1049,6 +1049,11 @@ impl Session {
                 .doc_syncs
                 .entry(doc.clone())
                 .or_insert_with(DocSyncState::new);
+            // Nothing moved on either side since our last message (a refused change
+            // keeps the heads apart): the exchange is over.
+            let stalled = changes_empty
+                && ds.state.their_heads.as_ref() == Some(&their_heads)
+                && ds.state.last_sent_heads == am.get_heads();
             am.sync()
                 .receive_sync_message(&mut ds.state, msg)
                 .map_err(|e| Self::protocol(format!("sync message for {doc}: {e}")))?;
@@ -1064,7 +1069,9 @@ impl Session {
                 .doc_syncs
                 .entry(doc.clone())
                 .or_insert_with(DocSyncState::new);
-            let reply = if ds.sent >= DOC_SYNC_MESSAGES_MAX {
+            let reply = if stalled {
+                None
+            } else if ds.sent >= DOC_SYNC_MESSAGES_MAX {
                 self.events
                     .push_back(SessionEvent::DocSyncAbandoned { doc: doc.clone() });
                 None
