@@ -1,0 +1,5 @@
+//! The one integration-test binary; each module is one area.
+
+mod cost;
+mod restore;
+mod sim;
