@@ -21,6 +21,7 @@ pub struct MemChange {
     pub from_peer: Option<NodeId>,
     pub bytes: Vec<u8>,
     pub at_ms: i64,
+    pub routing_changed: bool,
 }
 
 /// One row of the rejection log.
@@ -90,13 +91,25 @@ impl MemStore {
         now_ms: i64,
     ) {
         let meta = meta_of(doc_id, &mut doc);
+        // A new document is not flagged: all of its history follows in the feed.
+        let routing_changed = self
+            .docs
+            .get(doc_id)
+            .is_some_and(|d| d.meta.routing != meta.routing);
         for c in changes {
-            self.append(doc_id, &c, None, now_ms);
+            self.append(doc_id, &c, None, now_ms, routing_changed);
         }
         self.docs.insert(doc_id.clone(), MemDoc { doc, meta });
     }
 
-    fn append(&mut self, doc_id: &DocId, change: &Change, from_peer: Option<NodeId>, now_ms: i64) {
+    fn append(
+        &mut self,
+        doc_id: &DocId,
+        change: &Change,
+        from_peer: Option<NodeId>,
+        now_ms: i64,
+        routing_changed: bool,
+    ) {
         let hash = change.hash();
         if !self.hashes.insert(hash) {
             return;
@@ -109,6 +122,7 @@ impl MemStore {
             from_peer,
             bytes: change.raw_bytes().to_vec(),
             at_ms: now_ms,
+            routing_changed,
         });
     }
 
@@ -176,6 +190,7 @@ impl Store for MemStore {
                 doc: c.doc.clone(),
                 from_peer: c.from_peer,
                 bytes: c.bytes.clone(),
+                routing_changed: c.routing_changed,
             })
             .collect())
     }
@@ -214,8 +229,12 @@ impl Store for MemStore {
     }
 
     fn write_doc(&mut self, w: DocWrite<'_>) -> Result<(), Infallible> {
+        let routing_changed = self
+            .docs
+            .get(w.doc_id)
+            .is_some_and(|d| d.meta.routing != w.meta.routing);
         for c in &w.applied {
-            self.append(w.doc_id, c, w.from_peer, w.now_ms);
+            self.append(w.doc_id, c, w.from_peer, w.now_ms, routing_changed);
         }
         if !w.applied.is_empty() || self.docs.contains_key(w.doc_id) {
             self.docs.insert(

@@ -598,6 +598,18 @@ impl Session {
         now_ms: i64,
         store: &mut S,
     ) -> Result<(), SessionError<S::Error>> {
+        self.pump_feed_batches(now_ms, store)?;
+        if !self.doc_sync_queue.is_empty() {
+            self.pump_doc_syncs(now_ms, store)?;
+        }
+        Ok(())
+    }
+
+    fn pump_feed_batches<S: Store>(
+        &mut self,
+        now_ms: i64,
+        store: &mut S,
+    ) -> Result<(), SessionError<S::Error>> {
         let peer = self.config.peer;
         let scope = self.peer_scope().clone();
         let mut in_scope: HashMap<DocId, bool> = HashMap::new();
@@ -652,6 +664,11 @@ impl Session {
                     };
                     if !included {
                         continue;
+                    }
+                    if e.routing_changed {
+                        // The document may have just entered the peer's scope; the feed
+                        // skipped its earlier changes, so sync the whole document.
+                        self.queue_doc_sync(&e.doc);
                     }
                     if e.bytes.len() > ENTRY_MAX_BYTES {
                         self.events.push_back(SessionEvent::ChangeTooLarge {

@@ -63,6 +63,10 @@ pub struct FeedEntry {
     pub from_peer: Option<NodeId>,
     /// The change as Automerge encodes it (`Change::raw_bytes`).
     pub bytes: Vec<u8>,
+    /// Storing it changed the document's routing (a transfer or an assignment, or a
+    /// merge that reordered them): the document may have entered a peer's scope, and
+    /// that peer then needs its whole history, not just this change.
+    pub routing_changed: bool,
 }
 
 /// What the store keeps about a document besides its changes.

@@ -7,11 +7,11 @@
 use std::collections::{BTreeMap, HashSet, VecDeque};
 
 use automerge::ChangeHash;
-use yichuang_shared::case::{CaseDoc, EventKind};
 use yichuang_shared::case::status::legal_steps;
+use yichuang_shared::case::{CaseDoc, EventKind};
 use yichuang_shared::ids::{DocId, NodeId, RefDoc, Role};
 use yichuang_shared::wire::decode_frame;
-use yichuang_sync::fixture::{registry, seeded_store, Clerk};
+use yichuang_sync::fixture::{Clerk, registry, seeded_store};
 use yichuang_sync::mem::MemStore;
 use yichuang_sync::{NodeInfo, Scope, Session, SessionConfig, SessionEvent};
 
@@ -160,8 +160,15 @@ impl Sim {
             ("lapA", NodeInfo::laptop("A", &staff_of("A"))),
             ("lapB", NodeInfo::laptop("B", &staff_of("B"))),
         ];
-        let ids: Vec<NodeId> = (0..specs.len()).map(|i| NodeId([0, 0, 0, 0, 0, 0, 1, i as u8 + 1])).collect();
-        let reg = registry(&ids.iter().copied().zip(specs.iter().map(|s| s.1.clone())).collect::<Vec<_>>());
+        let ids: Vec<NodeId> = (0..specs.len())
+            .map(|i| NodeId([0, 0, 0, 0, 0, 0, 1, i as u8 + 1]))
+            .collect();
+        let reg = registry(
+            &ids.iter()
+                .copied()
+                .zip(specs.iter().map(|s| s.1.clone()))
+                .collect::<Vec<_>>(),
+        );
         let nodes = specs
             .into_iter()
             .zip(&ids)
@@ -230,7 +237,9 @@ impl Sim {
     // ---- the network ----
 
     fn schedule_frames(&mut self, link: usize, from_side: usize) {
-        let Some(conn) = self.links[link].conn.as_mut() else { return };
+        let Some(conn) = self.links[link].conn.as_mut() else {
+            return;
+        };
         let conn_id = conn.id;
         let mut out = Vec::new();
         while let Some(msg) = conn.sessions[from_side].poll_transmit() {
@@ -241,21 +250,38 @@ impl Sim {
         for msg in out {
             let bytes = match msg.encode_frame() {
                 Ok(b) => b,
-                Err(e) => panic!("seed {}: a session produced an unencodable {}: {e}", self.seed, msg.kind()),
+                Err(e) => panic!(
+                    "seed {}: a session produced an unencodable {}: {e}",
+                    self.seed,
+                    msg.kind()
+                ),
             };
             self.stats.frames += 1;
             self.stats.wire_bytes += bytes.len() as u64;
             if self.rng.per_mille(faults.loss_pm) {
                 continue;
             }
-            let copies = if self.rng.per_mille(faults.dup_pm) { 2 } else { 1 };
+            let copies = if self.rng.per_mille(faults.dup_pm) {
+                2
+            } else {
+                1
+            };
             for _ in 0..copies {
-                let extra = if self.rng.per_mille(faults.reorder_pm) { self.rng.range(1, 200) } else { 0 };
+                let extra = if self.rng.per_mille(faults.reorder_pm) {
+                    self.rng.range(1, 200)
+                } else {
+                    0
+                };
                 let at = self.now + latency + extra;
                 self.next_order += 1;
                 self.frames.insert(
                     (at, self.next_order),
-                    Frame { link, conn: conn_id, to_side: 1 - from_side, bytes: bytes.clone() },
+                    Frame {
+                        link,
+                        conn: conn_id,
+                        to_side: 1 - from_side,
+                        bytes: bytes.clone(),
+                    },
                 );
             }
         }
@@ -309,7 +335,10 @@ impl Sim {
     fn teardown(&mut self, link: usize, why: &str) {
         if self.links[link].conn.take().is_some() {
             let [a, b] = self.links[link].ends;
-            let line = format!("link {}-{} down: {why}", self.nodes[a].name, self.nodes[b].name);
+            let line = format!(
+                "link {}-{} down: {why}",
+                self.nodes[a].name, self.nodes[b].name
+            );
             self.log(line);
         }
         let backoff = self.rng.range(100, 3_000);
@@ -319,15 +348,23 @@ impl Sim {
     fn connect(&mut self, link: usize) {
         self.links[link].reconnect_at = None;
         let [a, b] = self.links[link].ends;
-        let config = |me: &SimNode, peer: &SimNode| SessionConfig::new(me.id, me.info.clone(), peer.id);
+        let config =
+            |me: &SimNode, peer: &SimNode| SessionConfig::new(me.id, me.info.clone(), peer.id);
         let mut sa = Session::new(config(&self.nodes[a], &self.nodes[b]), self.now);
         let mut sb = Session::new(config(&self.nodes[b], &self.nodes[a]), self.now);
         let now = self.now;
-        let ok = sa.start(now, &mut self.nodes[a].store).is_ok() && sb.start(now, &mut self.nodes[b].store).is_ok();
+        let ok = sa.start(now, &mut self.nodes[a].store).is_ok()
+            && sb.start(now, &mut self.nodes[b].store).is_ok();
         self.next_conn += 1;
         self.stats.sessions += 1;
-        self.links[link].conn = Some(Conn { id: self.next_conn, sessions: [sa, sb] });
-        let line = format!("link {}-{} connect #{}", self.nodes[a].name, self.nodes[b].name, self.next_conn);
+        self.links[link].conn = Some(Conn {
+            id: self.next_conn,
+            sessions: [sa, sb],
+        });
+        let line = format!(
+            "link {}-{} connect #{}",
+            self.nodes[a].name, self.nodes[b].name, self.next_conn
+        );
         self.log(line);
         if ok {
             self.flush(link);
@@ -337,10 +374,17 @@ impl Sim {
     }
 
     fn deliver(&mut self, frame: Frame) {
-        let Frame { link, conn, to_side, bytes } = frame;
+        let Frame {
+            link,
+            conn,
+            to_side,
+            bytes,
+        } = frame;
         let node = self.links[link].ends[to_side];
         let now = self.now;
-        let Some(c) = self.links[link].conn.as_mut() else { return };
+        let Some(c) = self.links[link].conn.as_mut() else {
+            return;
+        };
         if c.id != conn {
             return;
         }
@@ -349,7 +393,9 @@ impl Sim {
         let result = match decode_frame(&bytes) {
             Ok(Some((msg, _))) => {
                 let kind = msg.kind();
-                session.handle_message(msg, now, store).map_err(|e| format!("{kind}: {e}"))
+                session
+                    .handle_message(msg, now, store)
+                    .map_err(|e| format!("{kind}: {e}"))
             }
             Ok(None) => Err("incomplete frame".to_owned()),
             Err(e) => {
@@ -367,7 +413,12 @@ impl Sim {
 
     fn fire_timers(&mut self) {
         let now = self.now;
-        let heals: Vec<(i64, usize)> = self.pending_heals.iter().copied().filter(|(t, _)| *t <= now).collect();
+        let heals: Vec<(i64, usize)> = self
+            .pending_heals
+            .iter()
+            .copied()
+            .filter(|(t, _)| *t <= now)
+            .collect();
         self.pending_heals.retain(|(t, _)| *t > now);
         for (_, link) in heals {
             self.links[link].up = true;
@@ -386,7 +437,8 @@ impl Sim {
                         }
                     }
                 }
-            } else if self.links[link].up && self.links[link].reconnect_at.is_some_and(|t| t <= now) {
+            } else if self.links[link].up && self.links[link].reconnect_at.is_some_and(|t| t <= now)
+            {
                 self.connect(link);
                 continue;
             }
@@ -418,7 +470,12 @@ impl Sim {
     pub fn run_network(&mut self, until_ms: i64) -> bool {
         loop {
             self.stats.steps += 1;
-            assert!(self.stats.steps < STEPS_MAX, "seed {}: did not settle\n{}", self.seed, self.trace());
+            assert!(
+                self.stats.steps < STEPS_MAX,
+                "seed {}: did not settle\n{}",
+                self.seed,
+                self.trace()
+            );
             let next_frame = self.frames.keys().next().map(|k| k.0);
             let next_timer = self.next_timer();
             let next = match (next_frame, next_timer) {
@@ -430,7 +487,10 @@ impl Sim {
                     return true;
                 }
             };
-            if next_frame.is_none() && next > self.now + IDLE_WINDOW_MS && self.pending_heals.is_empty() {
+            if next_frame.is_none()
+                && next > self.now + IDLE_WINDOW_MS
+                && self.pending_heals.is_empty()
+            {
                 self.now = self.now.max(until_ms.min(self.now + IDLE_WINDOW_MS));
                 return true;
             }
@@ -453,7 +513,11 @@ impl Sim {
     // ---- the clerks' work ----
 
     fn after_local_write(&mut self, node: usize, doc: DocId, hashes: Vec<ChangeHash>, rogue: bool) {
-        let list = if rogue { &mut self.nodes[node].rogue } else { &mut self.nodes[node].acked };
+        let list = if rogue {
+            &mut self.nodes[node].rogue
+        } else {
+            &mut self.nodes[node].acked
+        };
         list.extend(hashes.into_iter().map(|h| (doc.clone(), h)));
         self.notify_node(node);
     }
@@ -465,10 +529,14 @@ impl Sim {
             .doc_ids()
             .filter(|d| d.is_case())
             .filter(|d| {
-                let Some(r) = n.store.meta(d).and_then(|m| m.routing.clone()) else { return false };
+                let Some(r) = n.store.meta(d).and_then(|m| m.routing.clone()) else {
+                    return false;
+                };
                 match n.info.role {
                     Role::Hub => true,
-                    Role::Center => r.home_center == n.info.center || r.current_center == n.info.center,
+                    Role::Center => {
+                        r.home_center == n.info.center || r.current_center == n.info.center
+                    }
                     Role::Laptop => r.assigned_staff == n.info.staff,
                 }
             })
@@ -491,7 +559,12 @@ impl Sim {
             0..=14 => {
                 // A clerk registers a case at their node's center (the hub picks one).
                 let home = match self.nodes[node].info.role {
-                    Role::Hub => self.rng.pick(&["A", "B", "C"]).copied().unwrap_or("A").to_owned(),
+                    Role::Hub => self
+                        .rng
+                        .pick(&["A", "B", "C"])
+                        .copied()
+                        .unwrap_or("A")
+                        .to_owned(),
                     _ => self.nodes[node].info.center.clone(),
                 };
                 let random = self.rng.bytes16();
@@ -504,12 +577,16 @@ impl Sim {
             15..=44 => {
                 // A step of the lifecycle on a case the node may write.
                 let docs = self.writable_cases(node);
-                let Some(doc) = self.rng.pick(&docs).cloned() else { return };
+                let Some(doc) = self.rng.pick(&docs).cloned() else {
+                    return;
+                };
                 let steps: Vec<EventKind> = legal_steps(self.status_of(node, &doc))
                     .into_iter()
                     .filter(|k| !matches!(k, EventKind::Transferred | EventKind::Assigned))
                     .collect();
-                let Some(kind) = self.rng.pick(&steps).copied() else { return };
+                let Some(kind) = self.rng.pick(&steps).copied() else {
+                    return;
+                };
                 let n = &mut self.nodes[node];
                 if let Ok(hashes) = n.clerk.event(&mut n.store, &doc, kind, &[], now) {
                     self.log(format!("{} {kind} {doc}", self.nodes[node].name));
@@ -519,10 +596,15 @@ impl Sim {
             45..=59 => {
                 // Concurrent edits of one field make conflicts.
                 let docs = self.writable_cases(node);
-                let Some(doc) = self.rng.pick(&docs).cloned() else { return };
+                let Some(doc) = self.rng.pick(&docs).cloned() else {
+                    return;
+                };
                 let phone = format!("139{:08}", self.rng.below(100_000_000));
                 let n = &mut self.nodes[node];
-                if let Ok(hashes) = n.clerk.set_field(&mut n.store, &doc, "applicant.phone", &phone, now) {
+                if let Ok(hashes) =
+                    n.clerk
+                        .set_field(&mut n.store, &doc, "applicant.phone", &phone, now)
+                {
                     self.log(format!("{} sets phone of {doc}", self.nodes[node].name));
                     self.after_local_write(node, doc, hashes, false);
                 }
@@ -530,22 +612,42 @@ impl Sim {
             60..=67 => {
                 // The hub transfers a case to another center.
                 let docs = self.writable_cases(0);
-                let Some(doc) = self.rng.pick(&docs).cloned() else { return };
+                let Some(doc) = self.rng.pick(&docs).cloned() else {
+                    return;
+                };
                 let to = self.rng.pick(&["A", "B", "C"]).copied().unwrap_or("A");
                 let n = &mut self.nodes[0];
-                if let Ok(hashes) = n.clerk.event(&mut n.store, &doc, EventKind::Transferred, &[("to_center", to)], now) {
+                if let Ok(hashes) = n.clerk.event(
+                    &mut n.store,
+                    &doc,
+                    EventKind::Transferred,
+                    &[("to_center", to)],
+                    now,
+                ) {
                     self.log(format!("hub transfers {doc} to {to}"));
                     self.after_local_write(0, doc, hashes, false);
                 }
             }
             68..=75 => {
                 // The hub or a center assigns a case to a laptop's staff member.
-                let who = if self.rng.per_mille(500) { 0 } else { self.rng.range(1, 4) as usize };
+                let who = if self.rng.per_mille(500) {
+                    0
+                } else {
+                    self.rng.range(1, 4) as usize
+                };
                 let docs = self.writable_cases(who);
-                let Some(doc) = self.rng.pick(&docs).cloned() else { return };
+                let Some(doc) = self.rng.pick(&docs).cloned() else {
+                    return;
+                };
                 let staff = staff_of(self.rng.pick(&["A", "B"]).copied().unwrap_or("A"));
                 let n = &mut self.nodes[who];
-                if let Ok(hashes) = n.clerk.event(&mut n.store, &doc, EventKind::Assigned, &[("staff", &staff)], now) {
+                if let Ok(hashes) = n.clerk.event(
+                    &mut n.store,
+                    &doc,
+                    EventKind::Assigned,
+                    &[("staff", &staff)],
+                    now,
+                ) {
                     self.log(format!("{} assigns {doc} to {staff}", self.nodes[who].name));
                     self.after_local_write(who, doc, hashes, false);
                 }
@@ -556,7 +658,10 @@ impl Sim {
                 let value = format!("v{}", self.rng.below(1000));
                 let n = &mut self.nodes[0];
                 let doc = RefDoc::Nodes.doc_id();
-                if let Ok(hashes) = n.clerk.edit_reference(&mut n.store, &doc, "nodes", &key, &value, now) {
+                if let Ok(hashes) =
+                    n.clerk
+                        .edit_reference(&mut n.store, &doc, "nodes", &key, &value, now)
+                {
                     self.log(format!("hub edits {doc}"));
                     self.after_local_write(0, doc, hashes, false);
                 }
@@ -564,11 +669,18 @@ impl Sim {
             79..=80 => {
                 // A laptop forges a case for a center it does not belong to.
                 let laptop = self.rng.range(4, 6) as usize;
-                let home = if self.nodes[laptop].info.center == "A" { "C" } else { "A" };
+                let home = if self.nodes[laptop].info.center == "A" {
+                    "C"
+                } else {
+                    "A"
+                };
                 let random = self.rng.bytes16();
                 let n = &mut self.nodes[laptop];
                 if let Ok((doc, hashes)) = n.clerk.create_case(&mut n.store, random, home, now) {
-                    self.log(format!("{} forges {doc} at {home}", self.nodes[laptop].name));
+                    self.log(format!(
+                        "{} forges {doc} at {home}",
+                        self.nodes[laptop].name
+                    ));
                     self.after_local_write(laptop, doc, hashes, true);
                 }
             }
@@ -612,12 +724,20 @@ impl Sim {
     /// exists on some other node (otherwise a restore would lose it for good, which
     /// is what backups are for and not what this test checks).
     pub fn restore(&mut self, node: usize) {
-        let Some(backup) = self.nodes[node].backup.clone() else { return };
-        let lost: Vec<&(DocId, ChangeHash)> =
-            self.nodes[node].acked.iter().filter(|(_, h)| !backup.has_change(h)).collect();
-        let safe = lost
+        let Some(backup) = self.nodes[node].backup.clone() else {
+            return;
+        };
+        let lost: Vec<&(DocId, ChangeHash)> = self.nodes[node]
+            .acked
             .iter()
-            .all(|(_, h)| self.nodes.iter().enumerate().any(|(i, n)| i != node && n.store.has_change(h)));
+            .filter(|(_, h)| !backup.has_change(h))
+            .collect();
+        let safe = lost.iter().all(|(_, h)| {
+            self.nodes
+                .iter()
+                .enumerate()
+                .any(|(i, n)| i != node && n.store.has_change(h))
+        });
         if !safe {
             return;
         }
@@ -660,48 +780,89 @@ impl Sim {
     /// The invariants after the partitions healed.
     pub fn check(&self) -> Result<(), String> {
         let hub = &self.nodes[0].store;
-        let rogue: HashSet<ChangeHash> = self.nodes.iter().flat_map(|n| n.rogue.iter().map(|r| r.1)).collect();
+        let rogue: HashSet<ChangeHash> = self
+            .nodes
+            .iter()
+            .flat_map(|n| n.rogue.iter().map(|r| r.1))
+            .collect();
         for n in &self.nodes {
             for (doc, h) in &n.acked {
                 if !hub.has_change(h) {
-                    return Err(format!("change {h} of {doc}, acknowledged at {}, is not at the hub", n.name));
+                    return Err(format!(
+                        "change {h} of {doc}, acknowledged at {}, is not at the hub",
+                        n.name
+                    ));
                 }
             }
             for (doc, h) in &n.rogue {
                 if hub.has_change(h) {
-                    return Err(format!("forged change {h} of {doc} from {} reached the hub", n.name));
+                    return Err(format!(
+                        "forged change {h} of {doc} from {} reached the hub",
+                        n.name
+                    ));
                 }
             }
             for r in n.store.rejections() {
                 if !rogue.contains(&r.change.hash) {
-                    return Err(format!("{} refused a legitimate change of {}: {:?}", n.name, r.doc, r.change));
+                    return Err(format!(
+                        "{} refused a legitimate change of {}: {:?}",
+                        n.name, r.doc, r.change
+                    ));
                 }
             }
             if n.store.pending_count() != 0 {
-                return Err(format!("{} still has {} pending changes", n.name, n.store.pending_count()));
+                return Err(format!(
+                    "{} still has {} pending changes",
+                    n.name,
+                    n.store.pending_count()
+                ));
             }
         }
         for doc in hub.doc_ids() {
             let routing = hub.meta(doc).and_then(|m| m.routing.clone());
             let hub_heads = hub.heads(doc);
             for n in &self.nodes[1..] {
-                if Scope::of(&n.info).includes(doc, routing.as_ref()) && n.store.heads(doc) != hub_heads {
-                    return Err(format!("{} holds {doc} at other heads than the hub ({routing:?})", n.name));
+                if Scope::of(&n.info).includes(doc, routing.as_ref())
+                    && n.store.heads(doc) != hub_heads
+                {
+                    let hashes = |st: &MemStore| -> std::collections::BTreeSet<String> {
+                        st.log()
+                            .iter()
+                            .filter(|c| &c.doc == doc)
+                            .map(|c| c.hash.to_string()[..8].to_owned())
+                            .collect()
+                    };
+                    let (h, o) = (hashes(hub), hashes(&n.store));
+                    return Err(format!(
+                        "{} holds {doc} at other heads than the hub ({routing:?}); only at the hub: {:?}; only there: {:?}",
+                        n.name,
+                        h.difference(&o).collect::<Vec<_>>(),
+                        o.difference(&h).collect::<Vec<_>>()
+                    ));
                 }
             }
         }
         for n in &self.nodes[1..] {
             for doc in n.store.doc_ids() {
                 if !self.may_hold(n, doc) {
-                    return Err(format!("{} holds {doc}, which was never in its scope", n.name));
+                    return Err(format!(
+                        "{} holds {doc}, which was never in its scope",
+                        n.name
+                    ));
                 }
             }
         }
         for doc in hub.doc_ids().filter(|d| d.is_case()) {
             let expected = view_of(hub, doc);
             for n in &self.nodes[1..] {
-                if n.store.heads(doc).is_some() && n.store.heads(doc) == hub.heads(doc) && view_of(&n.store, doc) != expected {
-                    return Err(format!("{} shows {doc} with another status or conflict list", n.name));
+                if n.store.heads(doc).is_some()
+                    && n.store.heads(doc) == hub.heads(doc)
+                    && view_of(&n.store, doc) != expected
+                {
+                    return Err(format!(
+                        "{} shows {doc} with another status or conflict list",
+                        n.name
+                    ));
                 }
             }
         }
@@ -715,23 +876,35 @@ impl Sim {
         let created_here = n
             .store
             .doc(doc)
-            .and_then(|mut d| d.get_changes(&[]).first().map(|c| NodeId::of_actor(c.actor_id())))
+            .and_then(|mut d| {
+                d.get_changes(&[])
+                    .first()
+                    .map(|c| NodeId::of_actor(c.actor_id()))
+            })
             .flatten()
             == Some(n.id);
         if created_here {
             return true;
         }
-        let Some(d) = self.nodes[0].store.doc(doc) else { return false };
-        let Ok(case) = CaseDoc::from_automerge(d) else { return false };
+        let Some(d) = self.nodes[0].store.doc(doc) else {
+            return false;
+        };
+        let Ok(case) = CaseDoc::from_automerge(d) else {
+            return false;
+        };
         let events = case.events();
         let home = case.routing().home_center;
         match n.info.role {
             Role::Hub => true,
             Role::Center => {
                 home == n.info.center
-                    || events.iter().any(|e| e.kind == "transferred" && e.data.get("to_center") == Some(&n.info.center))
+                    || events.iter().any(|e| {
+                        e.kind == "transferred" && e.data.get("to_center") == Some(&n.info.center)
+                    })
             }
-            Role::Laptop => events.iter().any(|e| e.kind == "assigned" && e.data.get("staff") == Some(&n.info.staff)),
+            Role::Laptop => events
+                .iter()
+                .any(|e| e.kind == "assigned" && e.data.get("staff") == Some(&n.info.staff)),
         }
     }
 }
@@ -740,7 +913,14 @@ fn view_of(store: &MemStore, doc: &DocId) -> Option<String> {
     let d = store.doc(doc)?;
     let mut case = CaseDoc::from_automerge(d).ok()?;
     let v = case.view(false);
-    serde_json::to_string(&(v.status, v.event_conflicts, v.field_conflicts, v.current_center, v.assigned_staff)).ok()
+    serde_json::to_string(&(
+        v.status,
+        v.event_conflicts,
+        v.field_conflicts,
+        v.current_center,
+        v.assigned_staff,
+    ))
+    .ok()
 }
 
 /// Runs `count` random schedules from `base_seed` (or the one in `SIM_SEED`),
@@ -755,7 +935,10 @@ pub fn run_schedules(count: u64, base_seed: u64, ops: usize) -> SimStats {
         let mut sim = Sim::district(seed);
         sim.run_schedule(ops);
         if let Err(e) = sim.check() {
-            panic!("seed {seed} (replay with SIM_SEED={seed}): {e}\n--- trace ---\n{}", sim.trace());
+            panic!(
+                "seed {seed} (replay with SIM_SEED={seed}): {e}\n--- trace ---\n{}",
+                sim.trace()
+            );
         }
         total.steps += sim.stats.steps;
         total.frames += sim.stats.frames;

@@ -3,9 +3,9 @@
 
 use yichuang_shared::case::EventKind;
 use yichuang_shared::ids::NodeId;
-use yichuang_sync::fixture::{registry, seeded_store, Clerk};
+use yichuang_sync::fixture::{Clerk, registry, seeded_store};
 use yichuang_sync::mem::MemStore;
-use yichuang_sync::pair::{run_pair, PairOutcome};
+use yichuang_sync::pair::{PairOutcome, run_pair};
 use yichuang_sync::{NodeInfo, SessionConfig};
 
 const HUB: NodeId = NodeId([0, 0, 0, 0, 0, 0, 0, 1]);
@@ -35,7 +35,9 @@ fn reconnect_after(n: usize, k: usize) -> PairOutcome {
         let home = if i % 2 == 0 { "A" } else { "B" };
         let mut random = [0u8; 16];
         random[..8].copy_from_slice(&(i as u64).to_be_bytes());
-        let (doc, _) = clerk.create_case(&mut hub, random, home, 1_000).expect("a sample case");
+        let (doc, _) = clerk
+            .create_case(&mut hub, random, home, 1_000)
+            .expect("a sample case");
         if home == "A" {
             // The center starts with the same documents (as after an earlier sync).
             let mut am = hub.doc(&doc).expect("just created");
@@ -49,15 +51,26 @@ fn reconnect_after(n: usize, k: usize) -> PairOutcome {
     let mut center_clerk = Clerk::new(CENTER, 1, "center");
     for (i, doc) in ours.iter().take(k).enumerate() {
         if i % 2 == 0 {
-            clerk.event(&mut hub, doc, EventKind::Accepted, &[], 3_000).expect("a legal step");
+            clerk
+                .event(&mut hub, doc, EventKind::Accepted, &[], 3_000)
+                .expect("a legal step");
         } else {
-            center_clerk.event(&mut center, doc, EventKind::Accepted, &[], 3_000).expect("a legal step");
+            center_clerk
+                .event(&mut center, doc, EventKind::Accepted, &[], 3_000)
+                .expect("a legal step");
         }
     }
     // The hub also works on cases of other centers; none of it may reach A.
-    let others: Vec<_> = hub.doc_ids().filter(|d| d.is_case() && !ours.contains(d)).take(k).cloned().collect();
+    let others: Vec<_> = hub
+        .doc_ids()
+        .filter(|d| d.is_case() && !ours.contains(d))
+        .take(k)
+        .cloned()
+        .collect();
     for doc in others {
-        clerk.event(&mut hub, &doc, EventKind::Accepted, &[], 3_000).expect("a legal step");
+        clerk
+            .event(&mut hub, &doc, EventKind::Accepted, &[], 3_000)
+            .expect("a legal step");
     }
     let out = connect(&mut hub, &mut center, 4_000);
     for doc in &ours {
@@ -75,9 +88,16 @@ fn reconnect_costs_what_changed_not_what_exists() {
             assert!(out.caught_up);
             let rt = out.stats.round_trips_after_handshake();
             assert!(rt <= 3, "k = {k}: {rt} round trips: {:?}", out.stats);
-            assert!(!out.stats.frames_by_kind.contains_key("reconcile"), "checkpoints are trusted: {:?}", out.stats);
+            assert!(
+                !out.stats.frames_by_kind.contains_key("reconcile"),
+                "checkpoints are trusted: {:?}",
+                out.stats
+            );
         }
-        assert_eq!(small.stats.frames, large.stats.frames, "k = {k}: messages grew with the documents");
+        assert_eq!(
+            small.stats.frames, large.stats.frames,
+            "k = {k}: messages grew with the documents"
+        );
         assert!(
             large.stats.wire_bytes <= small.stats.wire_bytes + 64,
             "k = {k}: bytes grew with the documents: {} vs {}",

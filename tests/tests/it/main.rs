@@ -3,3 +3,4 @@
 mod cost;
 mod restore;
 mod sim;
+mod wire_fixtures;

@@ -3,9 +3,9 @@
 
 use yichuang_shared::case::EventKind;
 use yichuang_shared::ids::NodeId;
-use yichuang_sync::fixture::{registry, seeded_store, Clerk};
+use yichuang_sync::fixture::{Clerk, registry, seeded_store};
 use yichuang_sync::mem::MemStore;
-use yichuang_sync::pair::{run_pair, PairOutcome};
+use yichuang_sync::pair::{PairOutcome, run_pair};
 use yichuang_sync::{NodeInfo, SessionConfig, SessionEvent};
 
 const HUB: NodeId = NodeId([0, 0, 0, 0, 0, 0, 0, 1]);
@@ -23,7 +23,13 @@ fn connect(hub: &mut MemStore, center: &mut MemStore, now: i64) -> PairOutcome {
 }
 
 fn changes_sent(out: &PairOutcome) -> u64 {
-    out.stats.bytes_by_kind.get("changes").copied().unwrap_or(0) + out.stats.bytes_by_kind.get("doc_sync").copied().unwrap_or(0)
+    out.stats.bytes_by_kind.get("changes").copied().unwrap_or(0)
+        + out
+            .stats
+            .bytes_by_kind
+            .get("doc_sync")
+            .copied()
+            .unwrap_or(0)
 }
 
 struct World {
@@ -46,7 +52,10 @@ fn world(n: usize) -> World {
     for i in 0..n {
         let mut random = [0u8; 16];
         random[0] = i as u8 + 1;
-        let (doc, _) = w.center_clerk.create_case(&mut w.center, random, "A", 1_000).expect("a sample case");
+        let (doc, _) = w
+            .center_clerk
+            .create_case(&mut w.center, random, "A", 1_000)
+            .expect("a sample case");
         w.docs.push(doc);
     }
     let out = connect(&mut w.hub, &mut w.center, 2_000);
@@ -67,19 +76,32 @@ fn center_restored_from_backup_reconverges() {
     // After the backup: the center works and syncs, the hub works on the center's cases.
     let mut lost = Vec::new();
     for doc in w.docs.iter().take(5) {
-        lost.extend(w.center_clerk.event(&mut w.center, doc, EventKind::Accepted, &[], 3_000).unwrap());
+        lost.extend(
+            w.center_clerk
+                .event(&mut w.center, doc, EventKind::Accepted, &[], 3_000)
+                .unwrap(),
+        );
     }
     connect(&mut w.hub, &mut w.center, 3_500);
     let mut theirs = Vec::new();
     for doc in w.docs.iter().skip(5).take(5) {
-        theirs.extend(w.hub_clerk.event(&mut w.hub, doc, EventKind::Accepted, &[], 4_000).unwrap());
+        theirs.extend(
+            w.hub_clerk
+                .event(&mut w.hub, doc, EventKind::Accepted, &[], 4_000)
+                .unwrap(),
+        );
     }
     // The disk dies; the center comes back from the old backup under a new epoch and actor.
     w.center = MemStore::restored(&backup, 99);
     w.center_clerk = Clerk::new(CENTER, 2, "center");
     let out = connect(&mut w.hub, &mut w.center, 5_000);
     assert!(out.caught_up);
-    assert!(out.events_a.iter().any(|e| matches!(e, SessionEvent::Reconciled { .. })), "a restore forces reconciliation");
+    assert!(
+        out.events_a
+            .iter()
+            .any(|e| matches!(e, SessionEvent::Reconciled { .. })),
+        "a restore forces reconciliation"
+    );
     assert_converged(&w);
     for h in lost.iter().chain(&theirs) {
         assert!(w.center.has_change(h), "the restored center lacks {h}");
@@ -92,9 +114,14 @@ fn center_restored_from_backup_reconverges() {
         changes_sent(&connect(&mut fresh.hub, &mut fresh.center, 5_000))
     };
     let resync = changes_sent(&out);
-    assert!(resync * 2 < first_sync, "restore sent {resync} bytes, a full sync {first_sync}");
+    assert!(
+        resync * 2 < first_sync,
+        "restore sent {resync} bytes, a full sync {first_sync}"
+    );
     // Work goes on under the new actor.
-    w.center_clerk.event(&mut w.center, &w.docs[0], EventKind::Forwarded, &[], 6_000).unwrap();
+    w.center_clerk
+        .event(&mut w.center, &w.docs[0], EventKind::Forwarded, &[], 6_000)
+        .unwrap();
     let out = connect(&mut w.hub, &mut w.center, 6_500);
     assert!(out.caught_up);
     assert_converged(&w);
@@ -106,7 +133,11 @@ fn hub_restored_from_backup_recovers_from_the_center() {
     let backup = w.hub.clone();
     let mut after = Vec::new();
     for doc in w.docs.iter().take(6) {
-        after.extend(w.center_clerk.event(&mut w.center, doc, EventKind::Accepted, &[], 3_000).unwrap());
+        after.extend(
+            w.center_clerk
+                .event(&mut w.center, doc, EventKind::Accepted, &[], 3_000)
+                .unwrap(),
+        );
     }
     connect(&mut w.hub, &mut w.center, 3_500);
     w.hub = MemStore::restored(&backup, 77);

@@ -15,6 +15,9 @@ fn district_converges_under_faults() {
     let started = Instant::now();
     let base = 0x5eed_0000;
     let stats = run_schedules(SCHEDULES, base, OPS);
-    println!("{SCHEDULES} schedules in {:.1?}: {stats:?}", started.elapsed());
+    println!(
+        "{SCHEDULES} schedules in {:.1?}: {stats:?}",
+        started.elapsed()
+    );
     assert!(stats.sessions > SCHEDULES, "links must have connected");
 }
