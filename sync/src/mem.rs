@@ -150,6 +150,11 @@ impl MemStore {
         &self.rejections
     }
 
+    /// Documents with changes waiting for dependencies.
+    pub fn pending_docs(&self) -> impl Iterator<Item = &DocId> {
+        self.pending.keys()
+    }
+
     pub fn pending_count(&self) -> usize {
         self.pending.values().map(BTreeMap::len).sum()
     }
@@ -226,6 +231,10 @@ impl Store for MemStore {
             .get(doc)
             .map(|p| p.values().cloned().collect())
             .unwrap_or_default())
+    }
+
+    fn pending_docs(&self, max: usize) -> Result<Vec<DocId>, Infallible> {
+        Ok(self.pending.keys().take(max).cloned().collect())
     }
 
     fn write_doc(&mut self, w: DocWrite<'_>) -> Result<(), Infallible> {

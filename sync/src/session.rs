@@ -52,6 +52,10 @@ pub const DOC_SYNCS_IN_FLIGHT_MAX: usize = 4_096;
 /// needs two or three; a refused change keeps the heads apart forever, so the
 /// exchange must stop somewhere.
 pub const DOC_SYNC_MESSAGES_MAX: u32 = 8;
+/// Documents with parked changes a new session asks its peer about. Parked
+/// changes are rare (a document that entered the scope while a session broke);
+/// the bound keeps a store with many unsatisfiable ones from flooding each session.
+pub const PENDING_REPAIR_MAX: usize = 256;
 /// How long the session waits for an answer it expects before ending itself.
 pub const RESPONSE_TIMEOUT_MS: i64 = 30_000;
 /// Batching window of live push: changes made within it travel together.
@@ -572,6 +576,13 @@ impl Session {
             role: h.role,
             reconcile,
         });
+        // Parked changes from an earlier session: ask this peer for their history.
+        for doc in st(store.pending_docs(PENDING_REPAIR_MAX))? {
+            let meta = st(store.doc_meta(&doc))?;
+            if meta.is_none_or(|m| self.peer_scope().includes(&doc, m.routing.as_ref())) {
+                self.queue_doc_sync(&doc);
+            }
+        }
         self.pump_feed(now_ms, store)?;
         if reconcile {
             if self.initiator {

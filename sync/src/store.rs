@@ -147,6 +147,10 @@ pub trait Store {
     -> Result<Vec<(DocId, Vec<ChangeHash>)>, Self::Error>;
     /// The raw bytes of the changes of `doc` that wait for dependencies.
     fn pending(&self, doc: &DocId) -> Result<Vec<Vec<u8>>, Self::Error>;
+    /// Documents with changes waiting for dependencies, at most `max`: a new
+    /// session asks its peer for them, since the session that parked them may have
+    /// ended before it could.
+    fn pending_docs(&self, max: usize) -> Result<Vec<DocId>, Self::Error>;
     /// Applies one [`DocWrite`] atomically.
     fn write_doc(&mut self, write: DocWrite<'_>) -> Result<(), Self::Error>;
 
