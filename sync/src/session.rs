@@ -660,7 +660,10 @@ impl Session {
                     }
                     scanned += 1;
                     up_to = e.seq;
-                    if e.from_peer == Some(peer) {
+                    // A change is never echoed to the peer it came from, but one that
+                    // moved the document may still have moved it into the peer's scope.
+                    let echo = e.from_peer == Some(peer);
+                    if echo && !e.routing_changed {
                         continue;
                     }
                     let included = match in_scope.get(&e.doc) {
@@ -680,6 +683,9 @@ impl Session {
                         // The document may have just entered the peer's scope; the feed
                         // skipped its earlier changes, so sync the whole document.
                         self.queue_doc_sync(&e.doc);
+                    }
+                    if echo {
+                        continue;
                     }
                     if e.bytes.len() > ENTRY_MAX_BYTES {
                         self.events.push_back(SessionEvent::ChangeTooLarge {
