@@ -11,7 +11,7 @@
 
 use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 
-use automerge::AutoCommit;
+use automerge::{AutoCommit, ChangeHash};
 use automerge::sync::{self, SyncDoc};
 use yichuang_shared::ids::{DocId, NodeId, Role};
 use yichuang_shared::wire::{
@@ -178,6 +178,8 @@ struct DocSyncState {
     state: sync::State,
     awaiting: bool,
     sent: u32,
+    /// Dependencies of parked changes already asked for in this exchange.
+    requested: BTreeSet<ChangeHash>,
 }
 
 impl DocSyncState {
@@ -186,8 +188,60 @@ impl DocSyncState {
             state: sync::State::new(),
             awaiting: false,
             sent: 0,
+            requested: BTreeSet::new(),
         }
     }
+}
+
+/// Dependencies of the parked changes of a document that neither the document nor
+/// the parked set holds. Automerge cannot see parked changes (they are not in the
+/// document), so a bloom-filter false positive for one of their ancestors would
+/// never be asked for; we name them in the sync message's `need` instead.
+fn missing_deps<S: Store>(
+    store: &S,
+    doc: &DocId,
+    am: &mut AutoCommit,
+) -> Result<BTreeSet<ChangeHash>, SessionError<S::Error>> {
+    let parked: Vec<automerge::Change> = st(store.pending(doc))?
+        .into_iter()
+        .filter_map(|b| automerge::Change::from_bytes(b).ok())
+        .collect();
+    if parked.is_empty() {
+        return Ok(BTreeSet::new());
+    }
+    let parked_hashes: HashSet<ChangeHash> = parked.iter().map(|c| c.hash()).collect();
+    let mut out = BTreeSet::new();
+    for c in &parked {
+        for dep in c.deps() {
+            if !parked_hashes.contains(dep) && am.get_change_by_hash(dep).is_none() {
+                out.insert(*dep);
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Adds `missing` to the `need` of a sync message, making one if Automerge had nothing to say.
+fn with_needs(msg: Option<sync::Message>, missing: Vec<ChangeHash>, am: &mut AutoCommit) -> Option<sync::Message> {
+    if missing.is_empty() {
+        return msg;
+    }
+    let mut msg = msg.unwrap_or_else(|| sync::Message {
+        heads: am.get_heads(),
+        need: Vec::new(),
+        have: Vec::new(),
+        changes: sync::ChunkList::empty(),
+        flags: None,
+        version: sync::MessageVersion::V1,
+    });
+    for h in missing {
+        if !msg.need.contains(&h) {
+            msg.need.push(h);
+        }
+    }
+    // Automerge encodes hash lists sorted (and asserts it).
+    msg.need.sort();
+    Some(msg)
 }
 
 /// Counters for tests and status pages.
@@ -1003,7 +1057,15 @@ impl Session {
             // A new exchange: forget what an earlier one assumed the peer had.
             ds.state = sync::State::new();
             ds.sent = 0;
-            let Some(m) = am.sync().generate_sync_message(&mut ds.state) else {
+            ds.requested.clear();
+            let generated = am.sync().generate_sync_message(&mut ds.state);
+            let missing: Vec<ChangeHash> = missing_deps(store, &doc, &mut am)?.into_iter().collect();
+            let ds = self
+                .doc_syncs
+                .entry(doc.clone())
+                .or_insert_with(DocSyncState::new);
+            ds.requested.extend(missing.iter().copied());
+            let Some(m) = with_needs(generated, missing, &mut am) else {
                 continue;
             };
             let encoded = m.encode();
@@ -1074,6 +1136,17 @@ impl Session {
             // which would bypass the write rules on the other side.
             msg.changes = sync::ChunkList::empty();
             msg.flags = None;
+            // A peer's hash lists are adopted into the sync state and sent back later;
+            // Automerge expects them sorted (and asserts it when encoding), so never
+            // trust the peer's order.
+            msg.heads.sort();
+            msg.heads.dedup();
+            msg.need.sort();
+            msg.need.dedup();
+            for have in &mut msg.have {
+                have.last_sync.sort();
+                have.last_sync.dedup();
+            }
             let their_heads = msg.heads.clone();
             let held = st(store.load_doc(&doc))?;
             let is_held = held.is_some();
@@ -1103,17 +1176,31 @@ impl Session {
                 .doc_syncs
                 .entry(doc.clone())
                 .or_insert_with(DocSyncState::new);
-            let reply = if stalled {
+            let capped = ds.sent >= DOC_SYNC_MESSAGES_MAX;
+            let generated = if stalled {
                 None
-            } else if ds.sent >= DOC_SYNC_MESSAGES_MAX {
+            } else if capped {
                 self.events
                     .push_back(SessionEvent::DocSyncAbandoned { doc: doc.clone() });
                 None
             } else {
-                am.sync()
-                    .generate_sync_message(&mut ds.state)
-                    .map(sync::Message::encode)
+                am.sync().generate_sync_message(&mut ds.state)
             };
+            let missing: Vec<ChangeHash> = if capped {
+                Vec::new()
+            } else {
+                let requested = ds.requested.clone();
+                missing_deps(store, &doc, &mut am)?
+                    .into_iter()
+                    .filter(|h| !requested.contains(h))
+                    .collect()
+            };
+            let ds = self
+                .doc_syncs
+                .entry(doc.clone())
+                .or_insert_with(DocSyncState::new);
+            ds.requested.extend(missing.iter().copied());
+            let reply = with_needs(generated, missing, &mut am).map(sync::Message::encode);
             let message = match reply {
                 Some(bytes) if bytes.len() <= ENTRY_MAX_BYTES => {
                     ds.awaiting = true;

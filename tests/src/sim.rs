@@ -297,10 +297,20 @@ impl Sim {
     fn drain_events(&mut self, link: usize) {
         let mut notify = Vec::new();
         let mut closed = false;
+        let mut log = Vec::new();
         let ends = self.links[link].ends;
         if let Some(conn) = self.links[link].conn.as_mut() {
             for side in 0..2 {
                 while let Some(ev) = conn.sessions[side].poll_event() {
+                    if matches!(
+                        ev,
+                        SessionEvent::DocSyncAbandoned { .. }
+                            | SessionEvent::Departed { .. }
+                            | SessionEvent::Reconciled { .. }
+                            | SessionEvent::Rejected { .. }
+                    ) {
+                        log.push(format!("{} <- {}: {ev:?}", ends[side], ends[1 - side]));
+                    }
                     match ev {
                         SessionEvent::Applied { .. } => notify.push(ends[side]),
                         SessionEvent::PeerRejectedOurs { .. } => self.stats.peer_rejections += 1,
@@ -309,6 +319,9 @@ impl Sim {
                     }
                 }
             }
+        }
+        for line in log {
+            self.log(line);
         }
         if closed {
             self.teardown(link, "closed");
@@ -816,6 +829,20 @@ impl Sim {
                 let routing = hub.meta(doc).and_then(|m| m.routing.clone());
                 if hub.meta(doc).is_some() && Scope::of(&n.info).includes(doc, routing.as_ref()) {
                     let held = n.store.heads(doc);
+                    let parked: Vec<String> = yichuang_sync::Store::pending(&n.store, doc)
+                        .unwrap_or_default()
+                        .into_iter()
+                        .filter_map(|b| automerge::Change::from_bytes(b).ok())
+                        .map(|c| {
+                            let deps: Vec<String> = c
+                                .deps()
+                                .iter()
+                                .map(|d| format!("{} here:{} hub:{}", &d.to_string()[..8], n.store.has_change(d), hub.has_change(d)))
+                                .collect();
+                            format!("{} (hub has it: {}) deps {deps:?}", &c.hash().to_string()[..8], hub.has_change(&c.hash()))
+                        })
+                        .collect();
+                    let held = (held, parked);
                     return Err(format!(
                         "{} still has pending changes of {doc}, which is in its scope (heads {:?}, hub {:?})",
                         n.name,
