@@ -967,7 +967,7 @@ impl Session {
             .map_err(|e| Self::protocol(format!("reconciliation: {e}")))?;
         self.recon_differing += out.differing.len();
         let done = out.is_done();
-        self.on_differing(out.differing, now_ms, store)?;
+        self.on_differing(out.differing);
         if terminator {
             self.finish_reconcile();
         } else if done {
@@ -1003,27 +1003,14 @@ impl Session {
         self.recon = Recon::Finishing;
     }
 
-    /// Documents found to differ: sync those the peer may see, tell it about the others.
-    fn on_differing<S: Store>(
-        &mut self,
-        docs: Vec<DocId>,
-        now_ms: i64,
-        store: &mut S,
-    ) -> Result<(), SessionError<S::Error>> {
-        let mut departed = Vec::new();
+    /// Documents found to differ: each gets a document sync. One outside the peer's
+    /// scope still does, withheld: we send only hashes and take what the peer has
+    /// that we lack (a hub restored from a backup recovers a transfer that way),
+    /// then tell it the document departed.
+    fn on_differing(&mut self, docs: Vec<DocId>) {
         for doc in docs {
-            let meta = st(store.doc_meta(&doc))?;
-            match meta {
-                Some(m) if !self.peer_scope().includes(&doc, m.routing.as_ref()) => {
-                    departed.push(doc)
-                }
-                _ => self.queue_doc_sync(&doc),
-            }
+            self.queue_doc_sync(&doc);
         }
-        if !departed.is_empty() {
-            self.send(Message::Departed(departed), now_ms);
-        }
-        Ok(())
     }
 
     fn queue_doc_sync(&mut self, doc: &DocId) {
@@ -1164,18 +1151,23 @@ impl Session {
             am.sync()
                 .receive_sync_message(&mut ds.state, msg)
                 .map_err(|e| Self::protocol(format!("sync message for {doc}: {e}")))?;
-            if is_held {
+            let withheld = if is_held {
                 let meta = st(store.doc_meta(&doc))?;
                 let routing = meta.and_then(|m| m.routing);
-                if !self.peer_scope().includes(&doc, routing.as_ref()) {
-                    departed.push(doc);
-                    continue;
-                }
-            }
+                !self.peer_scope().includes(&doc, routing.as_ref())
+            } else {
+                false
+            };
             let ds = self
                 .doc_syncs
                 .entry(doc.clone())
                 .or_insert_with(DocSyncState::new);
+            if withheld && ds.sent > 0 && changes_empty {
+                // We asked for what the peer has and it had nothing more: done.
+                ds.sent = 0;
+                departed.push(doc);
+                continue;
+            }
             let capped = ds.sent >= DOC_SYNC_MESSAGES_MAX;
             let generated = if stalled {
                 None
@@ -1200,7 +1192,18 @@ impl Session {
                 .entry(doc.clone())
                 .or_insert_with(DocSyncState::new);
             ds.requested.extend(missing.iter().copied());
-            let reply = with_needs(generated, missing, &mut am).map(sync::Message::encode);
+            let reply = match with_needs(generated, missing, &mut am) {
+                Some(mut m) if withheld => {
+                    // Outside the peer's scope: hashes only, never the document.
+                    m.changes = sync::ChunkList::empty();
+                    Some(m.encode())
+                }
+                None if withheld => {
+                    departed.push(doc);
+                    continue;
+                }
+                other => other.map(sync::Message::encode),
+            };
             let message = match reply {
                 Some(bytes) if bytes.len() <= ENTRY_MAX_BYTES => {
                     ds.awaiting = true;
