@@ -96,6 +96,10 @@ pub struct SimNode {
 struct Conn {
     id: u64,
     sessions: [Session; 2],
+    /// Frames sent and received per side, numbered like a stream's bytes: the
+    /// transport (QUIC) delivers a stream in order, once, or breaks the connection.
+    sent: [u64; 2],
+    received: [u64; 2],
 }
 
 #[derive(Debug)]
@@ -112,6 +116,7 @@ pub struct Link {
 struct Frame {
     link: usize,
     conn: u64,
+    number: u64,
     to_side: usize,
     bytes: Vec<u8>,
 }
@@ -139,6 +144,8 @@ pub struct Sim {
     next_conn: u64,
     pub stats: SimStats,
     trace: VecDeque<String>,
+    /// Log every delivered frame (set `SIM_DEBUG=1` when replaying a seed).
+    pub debug: bool,
     pending_heals: Vec<(i64, usize)>,
 }
 
@@ -207,6 +214,7 @@ impl Sim {
             next_conn: 0,
             stats: SimStats::default(),
             trace: VecDeque::new(),
+            debug: std::env::var("SIM_DEBUG").is_ok(),
             pending_heals: Vec::new(),
         }
     }
@@ -243,11 +251,12 @@ impl Sim {
         let conn_id = conn.id;
         let mut out = Vec::new();
         while let Some(msg) = conn.sessions[from_side].poll_transmit() {
-            out.push(msg);
+            conn.sent[from_side] += 1;
+            out.push((conn.sent[from_side], msg));
         }
         let latency = self.links[link].latency_ms;
         let faults = self.links[link].faults;
-        for msg in out {
+        for (number, msg) in out {
             let bytes = match msg.encode_frame() {
                 Ok(b) => b,
                 Err(e) => panic!(
@@ -279,6 +288,7 @@ impl Sim {
                     Frame {
                         link,
                         conn: conn_id,
+                        number,
                         to_side: 1 - from_side,
                         bytes: bytes.clone(),
                     },
@@ -373,6 +383,8 @@ impl Sim {
         self.links[link].conn = Some(Conn {
             id: self.next_conn,
             sessions: [sa, sb],
+            sent: [0; 2],
+            received: [0; 2],
         });
         let line = format!(
             "link {}-{} connect #{}",
@@ -390,6 +402,7 @@ impl Sim {
         let Frame {
             link,
             conn,
+            number,
             to_side,
             bytes,
         } = frame;
@@ -401,17 +414,49 @@ impl Sim {
         if c.id != conn {
             return;
         }
-        let session = &mut c.sessions[to_side];
-        let store = &mut self.nodes[node].store;
+        if number != c.received[to_side] + 1 {
+            // A lost, repeated or overtaken frame: a real stream never shows one,
+            // its connection fails instead. So does ours; the sessions resume later.
+            let expected = c.received[to_side] + 1;
+            self.stats.session_errors += 1;
+            self.teardown(link, &format!("stream broke: frame {number} where {expected} was due"));
+            return;
+        }
+        c.received[to_side] = number;
         let result = match decode_frame(&bytes) {
             Ok(Some((msg, _))) => {
                 let kind = msg.kind();
+                if self.debug {
+                    let line = match &msg {
+                        yichuang_shared::wire::Message::DocSync(l) => format!(
+                            "doc_sync {:?}",
+                            l.iter().map(|e| (e.doc.to_string()[..9].to_owned(), e.message.len())).collect::<Vec<_>>()
+                        ),
+                        yichuang_shared::wire::Message::Changes(c) => format!(
+                            "changes {}..{} {:?}",
+                            c.from_seq,
+                            c.up_to_seq,
+                            c.entries.iter().map(|e| e.doc.to_string()[..9].to_owned()).collect::<Vec<_>>()
+                        ),
+                        other => other.kind().to_owned(),
+                    };
+                    let from = self.links[link].ends[1 - to_side];
+                    self.trace.push_back(format!("t={now} {node} <- {from} #{conn}: {line}"));
+                    if self.trace.len() > TRACE_LINES {
+                        self.trace.pop_front();
+                    }
+                }
+                let Some(c) = self.links[link].conn.as_mut() else { return };
+                let session = &mut c.sessions[to_side];
+                let store = &mut self.nodes[node].store;
                 session
                     .handle_message(msg, now, store)
                     .map_err(|e| format!("{kind}: {e}"))
             }
             Ok(None) => Err("incomplete frame".to_owned()),
             Err(e) => {
+                let Some(c) = self.links[link].conn.as_mut() else { return };
+                let session = &mut c.sessions[to_side];
                 let _ = session.handle_bad_frame::<std::convert::Infallible>(&e);
                 Err(e.to_string())
             }
