@@ -52,6 +52,7 @@ pub struct MemStore {
     rejected_hashes: HashSet<(DocId, ChangeHash)>,
     checkpoints: HashMap<NodeId, PeerCheckpoint>,
     departed: BTreeSet<(NodeId, DocId)>,
+    owed: BTreeSet<(NodeId, DocId)>,
 }
 
 impl MemStore {
@@ -67,6 +68,7 @@ impl MemStore {
             rejected_hashes: HashSet::new(),
             checkpoints: HashMap::new(),
             departed: BTreeSet::new(),
+            owed: BTreeSet::new(),
         }
     }
 
@@ -289,6 +291,25 @@ impl Store for MemStore {
         checkpoint: &PeerCheckpoint,
     ) -> Result<(), Infallible> {
         self.checkpoints.insert(peer, checkpoint.clone());
+        Ok(())
+    }
+
+    fn owed_syncs(&self, peer: NodeId, max: usize) -> Result<Vec<DocId>, Infallible> {
+        Ok(self
+            .owed
+            .iter()
+            .filter(|(p, _)| *p == peer)
+            .take(max)
+            .map(|(_, d)| d.clone())
+            .collect())
+    }
+
+    fn set_owed_sync(&mut self, peer: NodeId, doc: &DocId, owed: bool) -> Result<(), Infallible> {
+        if owed {
+            self.owed.insert((peer, doc.clone()));
+        } else {
+            self.owed.remove(&(peer, doc.clone()));
+        }
         Ok(())
     }
 

@@ -281,6 +281,9 @@ pub struct Session {
     queued: HashSet<DocId>,
     awaiting_docs: usize,
     departed: BTreeSet<DocId>,
+    /// Document syncs opened because the document moved into the peer's scope;
+    /// recorded in the store until they finish, so a broken session cannot lose them.
+    owed: HashSet<DocId>,
     transmit: VecDeque<Message>,
     events: VecDeque<SessionEvent>,
     last_activity_ms: i64,
@@ -318,6 +321,7 @@ impl Session {
             queued: HashSet::new(),
             awaiting_docs: 0,
             departed: BTreeSet::new(),
+            owed: HashSet::new(),
             transmit: VecDeque::new(),
             events: VecDeque::new(),
             last_activity_ms: now_ms,
@@ -630,6 +634,11 @@ impl Session {
             role: h.role,
             reconcile,
         });
+        // Document syncs an earlier session owed this peer and did not finish.
+        for doc in st(store.owed_syncs(peer, PENDING_REPAIR_MAX))? {
+            self.owed.insert(doc.clone());
+            self.queue_doc_sync(&doc);
+        }
         // Parked changes from an earlier session: ask this peer for their history.
         for doc in st(store.pending_docs(PENDING_REPAIR_MAX))? {
             let meta = st(store.doc_meta(&doc))?;
@@ -733,9 +742,10 @@ impl Session {
                     if !included {
                         continue;
                     }
-                    if e.routing_changed {
+                    if e.routing_changed && self.owed.insert(e.doc.clone()) {
                         // The document may have just entered the peer's scope; the feed
                         // skipped its earlier changes, so sync the whole document.
+                        st(store.set_owed_sync(peer, &e.doc, true))?;
                         self.queue_doc_sync(&e.doc);
                     }
                     if echo {
@@ -1089,6 +1099,7 @@ impl Session {
         let mut rejections = Vec::new();
         let mut changed = Vec::new();
         let mut applied_total = 0;
+        let touched: Vec<DocId> = list.iter().map(|e| e.doc.clone()).collect();
         for entry in list {
             let doc = entry.doc;
             let ds = self
@@ -1235,11 +1246,23 @@ impl Session {
         if !departed.is_empty() {
             self.send(Message::Departed(departed), now_ms);
         }
+        self.settle_owed(&touched, store)?;
         if !replies.is_empty() {
             self.send(Message::DocSync(replies), now_ms);
         }
         self.pump_doc_syncs(now_ms, store)?;
         self.check_caught_up(now_ms, store)
+    }
+
+    /// Owed document syncs whose exchange ended are paid.
+    fn settle_owed<S: Store>(&mut self, docs: &[DocId], store: &mut S) -> Result<(), SessionError<S::Error>> {
+        for doc in docs {
+            let busy = self.doc_syncs.get(doc).is_some_and(|d| d.awaiting) || self.queued.contains(doc);
+            if !busy && self.owed.remove(doc) {
+                st(store.set_owed_sync(self.config.peer, doc, false))?;
+            }
+        }
+        Ok(())
     }
 
     fn on_departed<S: Store>(
@@ -1259,6 +1282,7 @@ impl Session {
             if self.departed.insert(doc.clone()) {
                 st(store.set_departed(self.config.peer, &doc, true))?;
             }
+            self.settle_owed(std::slice::from_ref(&doc), store)?;
             self.events.push_back(SessionEvent::Departed { doc });
         }
         self.pump_doc_syncs(now_ms, store)?;

@@ -161,6 +161,11 @@ pub trait Store {
         checkpoint: &PeerCheckpoint,
     ) -> Result<(), Self::Error>;
 
+    /// Documents whose sync with `peer` was opened because they moved into its
+    /// scope and has not finished; a new session finishes them, at most `max`.
+    fn owed_syncs(&self, peer: NodeId, max: usize) -> Result<Vec<DocId>, Self::Error>;
+    fn set_owed_sync(&mut self, peer: NodeId, doc: &DocId, owed: bool) -> Result<(), Self::Error>;
+
     /// Documents `peer` said are outside the scope we share with it.
     fn departed(&self, peer: NodeId) -> Result<BTreeSet<DocId>, Self::Error>;
     fn set_departed(
