@@ -249,7 +249,7 @@ pub fn apply_changes<S: Store>(
     let meta = meta_of(doc_id, &mut doc);
     store.write_doc(DocWrite {
         doc_id,
-        doc: &mut doc,
+        doc,
         meta,
         applied,
         from_peer,

@@ -251,7 +251,7 @@ impl Store for MemStore {
             self.docs.insert(
                 w.doc_id.clone(),
                 MemDoc {
-                    doc: w.doc.clone(),
+                    doc: w.doc,
                     meta: w.meta,
                 },
             );

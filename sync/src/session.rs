@@ -11,8 +11,8 @@
 
 use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 
-use automerge::{AutoCommit, ChangeHash};
 use automerge::sync::{self, SyncDoc};
+use automerge::{AutoCommit, ChangeHash};
 use yichuang_shared::ids::{DocId, NodeId, Role};
 use yichuang_shared::wire::{
     Ack, ChangeEntry, Changes, DocSyncEntry, ErrorCode, FRAME_MAX_BYTES, FeedPos, Hello, Message,
@@ -222,7 +222,11 @@ fn missing_deps<S: Store>(
 }
 
 /// Adds `missing` to the `need` of a sync message, making one if Automerge had nothing to say.
-fn with_needs(msg: Option<sync::Message>, missing: Vec<ChangeHash>, am: &mut AutoCommit) -> Option<sync::Message> {
+fn with_needs(
+    msg: Option<sync::Message>,
+    missing: Vec<ChangeHash>,
+    am: &mut AutoCommit,
+) -> Option<sync::Message> {
     if missing.is_empty() {
         return msg;
     }
@@ -1056,7 +1060,8 @@ impl Session {
             ds.sent = 0;
             ds.requested.clear();
             let generated = am.sync().generate_sync_message(&mut ds.state);
-            let missing: Vec<ChangeHash> = missing_deps(store, &doc, &mut am)?.into_iter().collect();
+            let missing: Vec<ChangeHash> =
+                missing_deps(store, &doc, &mut am)?.into_iter().collect();
             let ds = self
                 .doc_syncs
                 .entry(doc.clone())
@@ -1255,9 +1260,14 @@ impl Session {
     }
 
     /// Owed document syncs whose exchange ended are paid.
-    fn settle_owed<S: Store>(&mut self, docs: &[DocId], store: &mut S) -> Result<(), SessionError<S::Error>> {
+    fn settle_owed<S: Store>(
+        &mut self,
+        docs: &[DocId],
+        store: &mut S,
+    ) -> Result<(), SessionError<S::Error>> {
         for doc in docs {
-            let busy = self.doc_syncs.get(doc).is_some_and(|d| d.awaiting) || self.queued.contains(doc);
+            let busy =
+                self.doc_syncs.get(doc).is_some_and(|d| d.awaiting) || self.queued.contains(doc);
             if !busy && self.owed.remove(doc) {
                 st(store.set_owed_sync(self.config.peer, doc, false))?;
             }

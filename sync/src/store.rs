@@ -105,7 +105,7 @@ pub struct RejectedChange {
 pub struct DocWrite<'a> {
     pub doc_id: &'a DocId,
     /// The document after the applied changes (for a snapshot, if the store keeps one).
-    pub doc: &'a mut AutoCommit,
+    pub doc: AutoCommit,
     /// Heads and routing after the applied changes.
     pub meta: DocMeta,
     /// Newly applied changes in causal order; each gets the next `seq`.

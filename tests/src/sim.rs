@@ -419,7 +419,10 @@ impl Sim {
             // its connection fails instead. So does ours; the sessions resume later.
             let expected = c.received[to_side] + 1;
             self.stats.session_errors += 1;
-            self.teardown(link, &format!("stream broke: frame {number} where {expected} was due"));
+            self.teardown(
+                link,
+                &format!("stream broke: frame {number} where {expected} was due"),
+            );
             return;
         }
         c.received[to_side] = number;
@@ -430,23 +433,31 @@ impl Sim {
                     let line = match &msg {
                         yichuang_shared::wire::Message::DocSync(l) => format!(
                             "doc_sync {:?}",
-                            l.iter().map(|e| (e.doc.to_string()[..9].to_owned(), e.message.len())).collect::<Vec<_>>()
+                            l.iter()
+                                .map(|e| (e.doc.to_string()[..9].to_owned(), e.message.len()))
+                                .collect::<Vec<_>>()
                         ),
                         yichuang_shared::wire::Message::Changes(c) => format!(
                             "changes {}..{} {:?}",
                             c.from_seq,
                             c.up_to_seq,
-                            c.entries.iter().map(|e| e.doc.to_string()[..9].to_owned()).collect::<Vec<_>>()
+                            c.entries
+                                .iter()
+                                .map(|e| e.doc.to_string()[..9].to_owned())
+                                .collect::<Vec<_>>()
                         ),
                         other => other.kind().to_owned(),
                     };
                     let from = self.links[link].ends[1 - to_side];
-                    self.trace.push_back(format!("t={now} {node} <- {from} #{conn}: {line}"));
+                    self.trace
+                        .push_back(format!("t={now} {node} <- {from} #{conn}: {line}"));
                     if self.trace.len() > TRACE_LINES {
                         self.trace.pop_front();
                     }
                 }
-                let Some(c) = self.links[link].conn.as_mut() else { return };
+                let Some(c) = self.links[link].conn.as_mut() else {
+                    return;
+                };
                 let session = &mut c.sessions[to_side];
                 let store = &mut self.nodes[node].store;
                 session
@@ -455,7 +466,9 @@ impl Sim {
             }
             Ok(None) => Err("incomplete frame".to_owned()),
             Err(e) => {
-                let Some(c) = self.links[link].conn.as_mut() else { return };
+                let Some(c) = self.links[link].conn.as_mut() else {
+                    return;
+                };
                 let session = &mut c.sessions[to_side];
                 let _ = session.handle_bad_frame::<std::convert::Infallible>(&e);
                 Err(e.to_string())
@@ -882,9 +895,20 @@ impl Sim {
                             let deps: Vec<String> = c
                                 .deps()
                                 .iter()
-                                .map(|d| format!("{} here:{} hub:{}", &d.to_string()[..8], n.store.has_change(d), hub.has_change(d)))
+                                .map(|d| {
+                                    format!(
+                                        "{} here:{} hub:{}",
+                                        &d.to_string()[..8],
+                                        n.store.has_change(d),
+                                        hub.has_change(d)
+                                    )
+                                })
                                 .collect();
-                            format!("{} (hub has it: {}) deps {deps:?}", &c.hash().to_string()[..8], hub.has_change(&c.hash()))
+                            format!(
+                                "{} (hub has it: {}) deps {deps:?}",
+                                &c.hash().to_string()[..8],
+                                hub.has_change(&c.hash())
+                            )
                         })
                         .collect();
                     let held = (held, parked);
@@ -1002,30 +1026,80 @@ fn view_of(store: &MemStore, doc: &DocId) -> Option<String> {
     .ok()
 }
 
-/// Runs `count` random schedules from `base_seed` (or the one in `SIM_SEED`),
-/// panicking with the seed and the trace of the first that breaks an invariant.
+/// Threads the schedules run on: the machine has two cores, shared.
+pub const SIM_THREADS_MAX: usize = 2;
+
+fn run_one(seed: u64, ops: usize) -> Result<SimStats, String> {
+    let mut sim = Sim::district(seed);
+    sim.run_schedule(ops);
+    match sim.check() {
+        Ok(()) => Ok(sim.stats),
+        Err(e) => Err(format!(
+            "seed {seed} (replay with SIM_SEED={seed}): {e}\n--- trace ---\n{}",
+            sim.trace()
+        )),
+    }
+}
+
+/// Runs `count` random schedules from `base_seed` (or the one in `SIM_SEED`; or
+/// `SIM_SCHEDULES` of them) on up to two threads, panicking with the seed and the
+/// trace of the first that breaks an invariant.
 pub fn run_schedules(count: u64, base_seed: u64, ops: usize) -> SimStats {
     let seeds: Vec<u64> = match std::env::var("SIM_SEED").ok().and_then(|s| s.parse().ok()) {
         Some(seed) => vec![seed],
-        None => (0..count).map(|i| base_seed.wrapping_add(i)).collect(),
-    };
-    let mut total = SimStats::default();
-    for seed in seeds {
-        let mut sim = Sim::district(seed);
-        sim.run_schedule(ops);
-        if let Err(e) = sim.check() {
-            panic!(
-                "seed {seed} (replay with SIM_SEED={seed}): {e}\n--- trace ---\n{}",
-                sim.trace()
-            );
+        None => {
+            let count = std::env::var("SIM_SCHEDULES")
+                .ok()
+                .and_then(|s| s.parse().ok())
+                .unwrap_or(count);
+            (0..count).map(|i| base_seed.wrapping_add(i)).collect()
         }
-        total.steps += sim.stats.steps;
-        total.frames += sim.stats.frames;
-        total.wire_bytes += sim.stats.wire_bytes;
-        total.sessions += sim.stats.sessions;
-        total.session_errors += sim.stats.session_errors;
-        total.peer_rejections += sim.stats.peer_rejections;
-        total.ops += sim.stats.ops;
+    };
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .clamp(1, SIM_THREADS_MAX);
+    let results: Vec<Result<SimStats, String>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..threads)
+            .map(|t| {
+                let mine: Vec<u64> = seeds.iter().copied().skip(t).step_by(threads).collect();
+                scope.spawn(move || {
+                    let mut out = Vec::new();
+                    for seed in mine {
+                        let r = run_one(seed, ops);
+                        let failed = r.is_err();
+                        out.push(r);
+                        if failed {
+                            break;
+                        }
+                    }
+                    out
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| match h.join() {
+                Ok(v) => v,
+                Err(_) => vec![Err(
+                    "a schedule panicked; its seed is printed above".to_owned()
+                )],
+            })
+            .collect()
+    });
+    let mut total = SimStats::default();
+    for r in results {
+        match r {
+            Ok(s) => {
+                total.steps += s.steps;
+                total.frames += s.frames;
+                total.wire_bytes += s.wire_bytes;
+                total.sessions += s.sessions;
+                total.session_errors += s.session_errors;
+                total.peer_rejections += s.peer_rejections;
+                total.ops += s.ops;
+            }
+            Err(e) => panic!("{e}"),
+        }
     }
     total
 }

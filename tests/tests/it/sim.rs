@@ -19,5 +19,8 @@ fn district_converges_under_faults() {
         "{SCHEDULES} schedules in {:.1?}: {stats:?}",
         started.elapsed()
     );
-    assert!(stats.sessions > 0 && stats.ops > 0, "links must have connected and clerks worked");
+    assert!(
+        stats.sessions > 0 && stats.ops > 0,
+        "links must have connected and clerks worked"
+    );
 }
