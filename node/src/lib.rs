@@ -1,1 +1,8 @@
-//! placeholder
+//! The Yichuang node: the imperative shell around the pure model and sync engine —
+//! the SQLite store, the command line, benchmarks, and (as they arrive) transport and HTTP.
+
+pub mod bench;
+pub mod cli;
+pub mod clock;
+pub mod logging;
+pub mod store;

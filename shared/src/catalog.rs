@@ -4,9 +4,10 @@
 use std::collections::BTreeMap;
 
 use automerge::transaction::{CommitOptions, Transactable};
-use automerge::{AutoCommit, AutomergeError, ObjType, ReadDoc, Value, ROOT};
+use automerge::{AutoCommit, AutomergeError, ObjType, ROOT, ReadDoc, Value};
 use serde::{Deserialize, Serialize};
 
+pub use crate::deadline::{Limit, LimitUnit};
 use crate::ids::NodeId;
 
 #[derive(Debug, thiserror::Error)]
@@ -17,33 +18,6 @@ pub enum CatalogError {
     Damaged(String),
     #[error("automerge: {0}")]
     Automerge(#[from] AutomergeError),
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum LimitUnit {
-    CalendarDays,
-    WorkingDays,
-    Months,
-    Years,
-}
-
-impl LimitUnit {
-    pub fn label_zh(self) -> &'static str {
-        match self {
-            LimitUnit::CalendarDays => "自然日",
-            LimitUnit::WorkingDays => "工作日",
-            LimitUnit::Months => "月",
-            LimitUnit::Years => "年",
-        }
-    }
-}
-
-/// A time limit as the catalog states it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub struct Limit {
-    pub value: u32,
-    pub unit: LimitUnit,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -194,11 +168,21 @@ mod tests {
                 department: "测试局".into(),
                 department_code: "1".repeat(18),
                 handling: Handling::Promised,
-                promised_limit: Limit { value: 5, unit: LimitUnit::WorkingDays },
-                statutory_limit: Limit { value: 20, unit: LimitUnit::WorkingDays },
+                promised_limit: Limit {
+                    value: 5,
+                    unit: LimitUnit::WorkingDays,
+                },
+                statutory_limit: Limit {
+                    value: 20,
+                    unit: LimitUnit::WorkingDays,
+                },
                 visits: 1,
                 delivery: vec!["window".into()],
-                materials: vec![MaterialItem { code: "M01".into(), name: "申请表".into(), required: true }],
+                materials: vec![MaterialItem {
+                    code: "M01".into(),
+                    name: "申请表".into(),
+                    required: true,
+                }],
             }],
         }
     }
@@ -207,8 +191,18 @@ mod tests {
     fn seeds_are_byte_identical_and_read_back() {
         let mut a = seed_catalog(&sample()).unwrap();
         let mut b = seed_catalog(&sample()).unwrap();
-        assert_eq!(a.get_heads(), b.get_heads(), "two nodes must seed the same change");
-        assert_eq!(read_catalog(&a).unwrap().values().next(), sample().items.first());
-        assert_eq!(seed_nodes().unwrap().get_heads(), seed_nodes().unwrap().get_heads());
+        assert_eq!(
+            a.get_heads(),
+            b.get_heads(),
+            "two nodes must seed the same change"
+        );
+        assert_eq!(
+            read_catalog(&a).unwrap().values().next(),
+            sample().items.first()
+        );
+        assert_eq!(
+            seed_nodes().unwrap().get_heads(),
+            seed_nodes().unwrap().get_heads()
+        );
     }
 }

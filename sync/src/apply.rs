@@ -30,7 +30,7 @@ pub fn routing_of_doc(doc: &mut AutoCommit) -> Option<Routing> {
         return None;
     }
     // CaseDoc owns its document; borrow it for the read and put it back.
-    let case = CaseDoc::from_automerge(std::mem::take(doc)).ok()?;
+    let mut case = CaseDoc::from_automerge(std::mem::take(doc)).ok()?;
     let routing = case.routing();
     *doc = case.into_automerge();
     Some(routing)

@@ -70,6 +70,7 @@ pub fn sample_case(home_center: &str, case_no: &str) -> NewCase {
             received: true,
         }],
         delivery_method: "window".into(),
+        delivery_address: String::new(),
     }
 }
 

@@ -130,7 +130,7 @@ mod tests {
     const CA: NodeId = NodeId([2; 8]);
 
     fn world() -> (MemStore, MemStore) {
-        let reg = registry(&[(HUB, NodeInfo::hub()), (CA, NodeInfo::center("A"))]);
+        let reg = registry(&[(HUB, NodeInfo::hub()), (CA, NodeInfo::center("001"))]);
         (seeded_store(11, reg.clone()), seeded_store(22, reg))
     }
 
@@ -138,7 +138,7 @@ mod tests {
         run_pair(
             SessionConfig::new(HUB, NodeInfo::hub(), CA),
             hub,
-            SessionConfig::new(CA, NodeInfo::center("A"), HUB),
+            SessionConfig::new(CA, NodeInfo::center("001"), HUB),
             center,
             now,
         )
@@ -150,9 +150,9 @@ mod tests {
         let (mut hub, mut center) = world();
         let mut hc = Clerk::new(HUB, 1, "hub");
         let mut cc = Clerk::new(CA, 1, "center");
-        let (a1, _) = cc.create_case(&mut center, [1; 16], "A", 1_000).unwrap();
-        let (a2, _) = hc.create_case(&mut hub, [2; 16], "A", 1_000).unwrap();
-        let (b1, _) = hc.create_case(&mut hub, [3; 16], "B", 1_000).unwrap();
+        let (a1, _) = cc.create_case(&mut center, [1; 16], "001", 1_000).unwrap();
+        let (a2, _) = hc.create_case(&mut hub, [2; 16], "001", 1_000).unwrap();
+        let (b1, _) = hc.create_case(&mut hub, [3; 16], "002", 1_000).unwrap();
         let out = connect(&mut hub, &mut center, 2_000);
         assert!(out.caught_up, "{out:?}");
         assert_eq!(hub.heads(&a1), center.heads(&a1));
@@ -189,7 +189,7 @@ mod tests {
     fn transfer_moves_a_case_between_scopes() {
         let (mut hub, mut center) = world();
         let mut hc = Clerk::new(HUB, 1, "hub");
-        let (b1, _) = hc.create_case(&mut hub, [3; 16], "B", 1_000).unwrap();
+        let (b1, _) = hc.create_case(&mut hub, [3; 16], "002", 1_000).unwrap();
         hc.event(&mut hub, &b1, EventKind::Accepted, &[], 1_100)
             .unwrap();
         connect(&mut hub, &mut center, 2_000);
@@ -198,7 +198,7 @@ mod tests {
             &mut hub,
             &b1,
             EventKind::Transferred,
-            &[("to_center", "A")],
+            &[("to_center", "001")],
             3_000,
         )
         .unwrap();
@@ -217,11 +217,11 @@ mod tests {
         let (mut hub, mut center) = world();
         let mut cc = Clerk::new(CA, 1, "center");
         // Center A writes a case homed at B and edits the catalog: both refused at the hub.
-        let (forged, _) = cc.create_case(&mut center, [9; 16], "B", 1_000).unwrap();
+        let (forged, _) = cc.create_case(&mut center, [9; 16], "002", 1_000).unwrap();
         let catalog = yichuang_shared::ids::RefDoc::Catalog.doc_id();
         cc.edit_reference(&mut center, &catalog, "items", "x", "y", 1_000)
             .unwrap();
-        let (good, _) = cc.create_case(&mut center, [8; 16], "A", 1_000).unwrap();
+        let (good, _) = cc.create_case(&mut center, [8; 16], "001", 1_000).unwrap();
         let out = connect(&mut hub, &mut center, 2_000);
         assert!(hub.heads(&forged).is_none());
         assert_eq!(

@@ -1151,6 +1151,7 @@ impl Session {
                 have.last_sync.dedup();
             }
             let their_heads = msg.heads.clone();
+            let their_need = msg.need.clone();
             let held = st(store.load_doc(&doc))?;
             let is_held = held.is_some();
             let mut am: AutoCommit = held.unwrap_or_default();
@@ -1159,11 +1160,16 @@ impl Session {
                 .doc_syncs
                 .entry(doc.clone())
                 .or_insert_with(DocSyncState::new);
-            // Nothing moved on either side since our last message (a refused change
-            // keeps the heads apart): the exchange is over.
+            // Nothing moved on either side since our last message and the peer asks
+            // only for what we already sent (a refused change keeps the heads apart):
+            // the exchange is over. A need we have not answered (a bloom-filter false
+            // positive hid a change from us) keeps it going.
             let stalled = changes_empty
                 && ds.state.their_heads.as_ref() == Some(&their_heads)
-                && ds.state.last_sent_heads == am.get_heads();
+                && ds.state.last_sent_heads == am.get_heads()
+                && their_need.iter().all(|h| {
+                    ds.state.sent_hashes.contains(h) || am.get_change_by_hash(h).is_none()
+                });
             am.sync()
                 .receive_sync_message(&mut ds.state, msg)
                 .map_err(|e| Self::protocol(format!("sync message for {doc}: {e}")))?;

@@ -130,6 +130,10 @@ pub struct SimStats {
     pub session_errors: u64,
     pub peer_rejections: u64,
     pub ops: u64,
+    /// Transfers and assignments that took place, so a run shows it moved cases between scopes.
+    pub transfers: u64,
+    pub assignments: u64,
+    pub restores: u64,
 }
 
 #[derive(Debug)]
@@ -161,11 +165,11 @@ impl Sim {
         let mut rng = Rng::new(seed);
         let specs: Vec<(&str, NodeInfo)> = vec![
             ("hub", NodeInfo::hub()),
-            ("A", NodeInfo::center("A")),
-            ("B", NodeInfo::center("B")),
-            ("C", NodeInfo::center("C")),
-            ("lapA", NodeInfo::laptop("A", &staff_of("A"))),
-            ("lapB", NodeInfo::laptop("B", &staff_of("B"))),
+            ("001", NodeInfo::center("001")),
+            ("002", NodeInfo::center("002")),
+            ("003", NodeInfo::center("003")),
+            ("lapA", NodeInfo::laptop("001", &staff_of("001"))),
+            ("lapB", NodeInfo::laptop("002", &staff_of("002"))),
         ];
         let ids: Vec<NodeId> = (0..specs.len())
             .map(|i| NodeId([0, 0, 0, 0, 0, 0, 1, i as u8 + 1]))
@@ -632,9 +636,9 @@ impl Sim {
                 let home = match self.nodes[node].info.role {
                     Role::Hub => self
                         .rng
-                        .pick(&["A", "B", "C"])
+                        .pick(&["001", "002", "003"])
                         .copied()
-                        .unwrap_or("A")
+                        .unwrap_or("001")
                         .to_owned(),
                     _ => self.nodes[node].info.center.clone(),
                 };
@@ -686,7 +690,11 @@ impl Sim {
                 let Some(doc) = self.rng.pick(&docs).cloned() else {
                     return;
                 };
-                let to = self.rng.pick(&["A", "B", "C"]).copied().unwrap_or("A");
+                let to = self
+                    .rng
+                    .pick(&["001", "002", "003"])
+                    .copied()
+                    .unwrap_or("001");
                 let n = &mut self.nodes[0];
                 if let Ok(hashes) = n.clerk.event(
                     &mut n.store,
@@ -695,6 +703,7 @@ impl Sim {
                     &[("to_center", to)],
                     now,
                 ) {
+                    self.stats.transfers += 1;
                     self.log(format!("hub transfers {doc} to {to}"));
                     self.after_local_write(0, doc, hashes, false);
                 }
@@ -710,7 +719,7 @@ impl Sim {
                 let Some(doc) = self.rng.pick(&docs).cloned() else {
                     return;
                 };
-                let staff = staff_of(self.rng.pick(&["A", "B"]).copied().unwrap_or("A"));
+                let staff = staff_of(self.rng.pick(&["001", "002"]).copied().unwrap_or("001"));
                 let n = &mut self.nodes[who];
                 if let Ok(hashes) = n.clerk.event(
                     &mut n.store,
@@ -719,6 +728,7 @@ impl Sim {
                     &[("staff", &staff)],
                     now,
                 ) {
+                    self.stats.assignments += 1;
                     self.log(format!("{} assigns {doc} to {staff}", self.nodes[who].name));
                     self.after_local_write(who, doc, hashes, false);
                 }
@@ -740,10 +750,10 @@ impl Sim {
             79..=80 => {
                 // A laptop forges a case for a center it does not belong to.
                 let laptop = self.rng.range(4, 6) as usize;
-                let home = if self.nodes[laptop].info.center == "A" {
-                    "C"
+                let home = if self.nodes[laptop].info.center == "001" {
+                    "003"
                 } else {
-                    "A"
+                    "001"
                 };
                 let random = self.rng.bytes16();
                 let n = &mut self.nodes[laptop];
@@ -814,6 +824,7 @@ impl Sim {
         }
         let epoch = self.rng.next_u64();
         self.nodes[node].store = MemStore::restored(&backup, epoch);
+        self.stats.restores += 1;
         let line = format!("{} restored from backup", self.nodes[node].name);
         self.log(line);
         self.restart(node);
@@ -992,7 +1003,7 @@ impl Sim {
         let Some(d) = self.nodes[0].store.doc(doc) else {
             return false;
         };
-        let Ok(case) = CaseDoc::from_automerge(d) else {
+        let Ok(mut case) = CaseDoc::from_automerge(d) else {
             return false;
         };
         let events = case.events();
@@ -1097,6 +1108,9 @@ pub fn run_schedules(count: u64, base_seed: u64, ops: usize) -> SimStats {
                 total.session_errors += s.session_errors;
                 total.peer_rejections += s.peer_rejections;
                 total.ops += s.ops;
+                total.transfers += s.transfers;
+                total.assignments += s.assignments;
+                total.restores += s.restores;
             }
             Err(e) => panic!("{e}"),
         }

@@ -52,16 +52,21 @@ pub enum EventKind {
     Assigned,
     /// 好差评.
     Evaluated,
+    /// 差评整改: the follow-up a bad review (不满意, 非常不满意) requires.
+    EvaluationFollowedUp,
     /// The applicant came to the counter (counts toward 最多跑一次).
     Visited,
     /// A clerk revealed the full ID number: an audit record.
     IdRevealed,
     /// A clerk acknowledged an event conflict, which is then no longer listed.
     ConflictAcknowledged,
+    /// A node received an event stamped in its future: the receipt, recorded so every
+    /// node can judge the writer's clock the same way (see `case::clock`).
+    ClockSkewNoted,
 }
 
 impl EventKind {
-    pub const ALL: [EventKind; 23] = [
+    pub const ALL: [EventKind; 25] = [
         EventKind::Submitted,
         EventKind::Accepted,
         EventKind::Rejected,
@@ -82,9 +87,11 @@ impl EventKind {
         EventKind::Transferred,
         EventKind::Assigned,
         EventKind::Evaluated,
+        EventKind::EvaluationFollowedUp,
         EventKind::Visited,
         EventKind::IdRevealed,
         EventKind::ConflictAcknowledged,
+        EventKind::ClockSkewNoted,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -109,9 +116,11 @@ impl EventKind {
             EventKind::Transferred => "transferred",
             EventKind::Assigned => "assigned",
             EventKind::Evaluated => "evaluated",
+            EventKind::EvaluationFollowedUp => "evaluation_followed_up",
             EventKind::Visited => "visited",
             EventKind::IdRevealed => "id_revealed",
             EventKind::ConflictAcknowledged => "conflict_acknowledged",
+            EventKind::ClockSkewNoted => "clock_skew_noted",
         }
     }
 
@@ -137,9 +146,11 @@ impl EventKind {
             EventKind::Transferred => "转办",
             EventKind::Assigned => "指派",
             EventKind::Evaluated => "好差评",
+            EventKind::EvaluationFollowedUp => "差评整改",
             EventKind::Visited => "到场",
             EventKind::IdRevealed => "查看完整证件号",
             EventKind::ConflictAcknowledged => "确认冲突",
+            EventKind::ClockSkewNoted => "时钟偏差记录",
         }
     }
 
@@ -148,7 +159,10 @@ impl EventKind {
     pub fn is_step(self) -> bool {
         !matches!(
             self,
-            EventKind::Submitted | EventKind::IdRevealed | EventKind::ConflictAcknowledged
+            EventKind::Submitted
+                | EventKind::IdRevealed
+                | EventKind::ConflictAcknowledged
+                | EventKind::ClockSkewNoted
         )
     }
 }
@@ -314,15 +328,21 @@ pub fn transition(from: Option<Status>, kind: EventKind) -> Option<Transition> {
         K::Denied => in_progress.then_some(To(S::Denied)),
         K::Suspended => in_progress.then_some(To(S::Suspended)),
         K::Resumed => (from == S::Suspended).then_some(Back),
-        K::Extended => (in_progress || matches!(from, S::Supplementing | S::Suspended)).then_some(Stay),
+        K::Extended => {
+            (in_progress || matches!(from, S::Supplementing | S::Suspended)).then_some(Stay)
+        }
         // An instant item (即办件) is completed straight from accepted.
-        K::Completed => matches!(from, S::Accepted | S::Approved | S::Denied).then_some(To(S::Completed)),
+        K::Completed => {
+            matches!(from, S::Accepted | S::Approved | S::Denied).then_some(To(S::Completed))
+        }
         K::Delivered => (from == S::Completed).then_some(To(S::Delivered)),
-        K::Cancelled => (open && !matches!(from, S::Approved | S::Denied)).then_some(To(S::Cancelled)),
+        K::Cancelled => {
+            (open && !matches!(from, S::Approved | S::Denied)).then_some(To(S::Cancelled))
+        }
         K::Terminated => open.then_some(To(S::Terminated)),
         K::Transferred | K::Assigned => open.then_some(Stay),
-        K::Evaluated => (from != S::Submitted).then_some(Stay),
-        K::Visited | K::IdRevealed | K::ConflictAcknowledged => Some(Stay),
+        K::Evaluated | K::EvaluationFollowedUp => (from != S::Submitted).then_some(Stay),
+        K::Visited | K::IdRevealed | K::ConflictAcknowledged | K::ClockSkewNoted => Some(Stay),
     }
 }
 
@@ -349,6 +369,9 @@ pub struct FoldEvent {
     pub kind: EventKind,
     /// For `ConflictAcknowledged`: the id of the event whose conflict is acknowledged.
     pub acknowledges: Option<String>,
+    /// A key that may take effect once per case: a second applied event with the same
+    /// key is a conflict (one evaluation per service occurrence, one extension).
+    pub once_key: Option<String>,
 }
 
 /// An event that was illegal where it landed in the merged order.
@@ -368,6 +391,9 @@ pub struct Folded {
     pub conflicts: Vec<EventConflict>,
     /// Ids of the events that took effect, in fold order.
     pub applied: Vec<String>,
+    /// The status after each event of `applied`, so rules can tell which step
+    /// accepted the case.
+    pub statuses: Vec<Status>,
 }
 
 /// Folds events in (hlc, node, id) order through the transition table. Illegal
@@ -388,13 +414,24 @@ pub fn fold(events: &[FoldEvent]) -> Folded {
     let mut before_pause: Vec<Status> = Vec::new();
     let mut conflicts = Vec::new();
     let mut applied = Vec::new();
+    let mut statuses = Vec::new();
+    let mut once_keys: std::collections::HashSet<&str> = std::collections::HashSet::new();
     for event in sorted {
-        match transition(status, event.kind) {
+        let repeated = event
+            .once_key
+            .as_deref()
+            .is_some_and(|key| once_keys.contains(key));
+        let step = if repeated {
+            None
+        } else {
+            transition(status, event.kind)
+        };
+        match step {
             Some(Transition::To(next)) => {
-                if matches!(next, Status::Supplementing | Status::Suspended) {
-                    if let Some(s) = status {
-                        before_pause.push(s);
-                    }
+                if matches!(next, Status::Supplementing | Status::Suspended)
+                    && let Some(s) = status
+                {
+                    before_pause.push(s);
                 }
                 status = Some(next);
             }
@@ -402,7 +439,11 @@ pub fn fold(events: &[FoldEvent]) -> Folded {
             Some(Transition::Back) => {
                 let back = before_pause.pop().unwrap_or(Status::Accepted);
                 // Material received for a case never accepted means it is now accepted.
-                status = Some(if back == Status::Submitted { Status::Accepted } else { back });
+                status = Some(if back == Status::Submitted {
+                    Status::Accepted
+                } else {
+                    back
+                });
             }
             None => {
                 conflicts.push(EventConflict {
@@ -414,9 +455,19 @@ pub fn fold(events: &[FoldEvent]) -> Folded {
                 continue;
             }
         }
+        if let Some(key) = event.once_key.as_deref() {
+            once_keys.insert(key);
+        }
         applied.push(event.order.id.clone());
+        // Invariant: every legal transition leaves a status, so `status` is Some here.
+        statuses.push(status.unwrap_or(Status::Submitted));
     }
-    Folded { status, conflicts, applied }
+    Folded {
+        status,
+        conflicts,
+        applied,
+        statuses,
+    }
 }
 
 #[cfg(test)]
@@ -425,9 +476,14 @@ mod tests {
 
     fn ev(hlc: u64, node: &str, id: &str, kind: EventKind) -> FoldEvent {
         FoldEvent {
-            order: EventOrder { hlc: Hlc(hlc), node: node.into(), id: id.into() },
+            order: EventOrder {
+                hlc: Hlc(hlc),
+                node: node.into(),
+                id: id.into(),
+            },
             kind,
             acknowledges: None,
+            once_key: None,
         }
     }
 
@@ -449,23 +505,69 @@ mod tests {
     fn lifecycles() {
         use EventKind::*;
         check(&[Submitted], Status::Submitted, &[]);
-        check(&[Submitted, Accepted, Forwarded, Reviewed, Approved, Completed, Delivered], Status::Delivered, &[]);
+        check(
+            &[
+                Submitted, Accepted, Forwarded, Reviewed, Approved, Completed, Delivered,
+            ],
+            Status::Delivered,
+            &[],
+        );
         // Instant item: accepted and completed at the counter.
         check(&[Submitted, Accepted, Completed], Status::Completed, &[]);
         check(&[Submitted, Rejected], Status::Rejected, &[]);
         // 补正 returns to where the case was.
-        check(&[Submitted, Accepted, Forwarded, SupplementRequested, SupplementReceived], Status::Handling, &[]);
-        check(&[Submitted, SupplementRequested, SupplementReceived], Status::Accepted, &[]);
-        check(&[Submitted, Accepted, Forwarded, Reviewed, Suspended, Extended, Resumed], Status::Reviewed, &[]);
-        check(&[Submitted, Accepted, Forwarded, Reviewed, Returned], Status::Accepted, &[]);
-        check(&[Submitted, Accepted, Denied, Completed, Delivered, Evaluated], Status::Delivered, &[]);
-        check(&[Submitted, Accepted, Transferred, Assigned, Cancelled], Status::Cancelled, &[]);
+        check(
+            &[
+                Submitted,
+                Accepted,
+                Forwarded,
+                SupplementRequested,
+                SupplementReceived,
+            ],
+            Status::Handling,
+            &[],
+        );
+        check(
+            &[Submitted, SupplementRequested, SupplementReceived],
+            Status::Accepted,
+            &[],
+        );
+        check(
+            &[
+                Submitted, Accepted, Forwarded, Reviewed, Suspended, Extended, Resumed,
+            ],
+            Status::Reviewed,
+            &[],
+        );
+        check(
+            &[Submitted, Accepted, Forwarded, Reviewed, Returned],
+            Status::Accepted,
+            &[],
+        );
+        check(
+            &[Submitted, Accepted, Denied, Completed, Delivered, Evaluated],
+            Status::Delivered,
+            &[],
+        );
+        check(
+            &[Submitted, Accepted, Transferred, Assigned, Cancelled],
+            Status::Cancelled,
+            &[],
+        );
         check(&[Submitted, Accepted, Terminated], Status::Terminated, &[]);
         // Illegal steps are listed and leave the status alone.
         check(&[Submitted, Approved], Status::Submitted, &[Approved]);
-        check(&[Submitted, Accepted, Cancelled, Approved, Completed], Status::Cancelled, &[Approved, Completed]);
+        check(
+            &[Submitted, Accepted, Cancelled, Approved, Completed],
+            Status::Cancelled,
+            &[Approved, Completed],
+        );
         check(&[Submitted, Submitted], Status::Submitted, &[Submitted]);
-        check(&[Submitted, Resumed, Evaluated], Status::Submitted, &[Resumed, Evaluated]);
+        check(
+            &[Submitted, Resumed, Evaluated],
+            Status::Submitted,
+            &[Resumed, Evaluated],
+        );
     }
 
     #[test]
@@ -475,7 +577,13 @@ mod tests {
         assert!(from_submitted.contains(&EventKind::Accepted));
         assert!(!from_submitted.contains(&EventKind::Approved));
         for k in legal_steps(Some(Status::Cancelled)) {
-            assert!(matches!(k, EventKind::Visited | EventKind::Evaluated), "{k:?} from cancelled");
+            assert!(
+                matches!(
+                    k,
+                    EventKind::Visited | EventKind::Evaluated | EventKind::EvaluationFollowedUp
+                ),
+                "{k:?} from cancelled"
+            );
         }
     }
 
@@ -488,6 +596,42 @@ mod tests {
         ack.acknowledges = Some("e2".into());
         events.push(ack);
         assert!(fold(&events).conflicts[0].acknowledged);
+    }
+
+    #[test]
+    fn once_keys_take_effect_once() {
+        use EventKind::*;
+        let keyed = |hlc, id: &str, kind, key: &str| FoldEvent {
+            once_key: Some(key.into()),
+            ..ev(hlc, "a", id, kind)
+        };
+        let events = vec![
+            ev(1, "a", "e1", Submitted),
+            ev(2, "a", "e2", Accepted),
+            keyed(3, "e3", Evaluated, "evaluated:e2"),
+            // A second evaluation of the same occurrence, merged from another node.
+            keyed(4, "e4", Evaluated, "evaluated:e2"),
+            keyed(5, "e5", Evaluated, "evaluated:e9"),
+        ];
+        let folded = fold(&events);
+        assert_eq!(folded.applied, ["e1", "e2", "e3", "e5"]);
+        assert_eq!(
+            folded
+                .conflicts
+                .iter()
+                .map(|c| c.event_id.as_str())
+                .collect::<Vec<_>>(),
+            ["e4"]
+        );
+        assert_eq!(
+            folded.statuses,
+            [
+                Status::Submitted,
+                Status::Accepted,
+                Status::Accepted,
+                Status::Accepted
+            ]
+        );
     }
 
     #[test]

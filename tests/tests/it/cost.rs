@@ -15,7 +15,7 @@ fn connect(hub: &mut MemStore, center: &mut MemStore, now: i64) -> PairOutcome {
     run_pair(
         SessionConfig::new(HUB, NodeInfo::hub(), CENTER),
         hub,
-        SessionConfig::new(CENTER, NodeInfo::center("A"), HUB),
+        SessionConfig::new(CENTER, NodeInfo::center("001"), HUB),
         center,
         now,
     )
@@ -26,19 +26,19 @@ fn connect(hub: &mut MemStore, center: &mut MemStore, now: i64) -> PairOutcome {
 /// both in sync; then `k` changes while apart, split between the two; returns
 /// the reconnect.
 fn reconnect_after(n: usize, k: usize) -> PairOutcome {
-    let reg = registry(&[(HUB, NodeInfo::hub()), (CENTER, NodeInfo::center("A"))]);
+    let reg = registry(&[(HUB, NodeInfo::hub()), (CENTER, NodeInfo::center("001"))]);
     let mut hub = seeded_store(1, reg.clone());
     let mut center = seeded_store(2, reg);
     let mut clerk = Clerk::new(HUB, 1, "hub");
     let mut ours = Vec::new();
     for i in 0..n {
-        let home = if i % 2 == 0 { "A" } else { "B" };
+        let home = if i % 2 == 0 { "001" } else { "002" };
         let mut random = [0u8; 16];
         random[..8].copy_from_slice(&(i as u64).to_be_bytes());
         let (doc, _) = clerk
             .create_case(&mut hub, random, home, 1_000)
             .expect("a sample case");
-        if home == "A" {
+        if home == "001" {
             // The center starts with the same documents (as after an earlier sync).
             let mut am = hub.doc(&doc).expect("just created");
             let changes = am.get_changes(&[]);

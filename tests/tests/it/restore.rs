@@ -15,7 +15,7 @@ fn connect(hub: &mut MemStore, center: &mut MemStore, now: i64) -> PairOutcome {
     run_pair(
         SessionConfig::new(HUB, NodeInfo::hub(), CENTER),
         hub,
-        SessionConfig::new(CENTER, NodeInfo::center("A"), HUB),
+        SessionConfig::new(CENTER, NodeInfo::center("001"), HUB),
         center,
         now,
     )
@@ -41,7 +41,7 @@ struct World {
 }
 
 fn world(n: usize) -> World {
-    let reg = registry(&[(HUB, NodeInfo::hub()), (CENTER, NodeInfo::center("A"))]);
+    let reg = registry(&[(HUB, NodeInfo::hub()), (CENTER, NodeInfo::center("001"))]);
     let mut w = World {
         hub: seeded_store(1, reg.clone()),
         center: seeded_store(2, reg),
@@ -54,7 +54,7 @@ fn world(n: usize) -> World {
         random[0] = i as u8 + 1;
         let (doc, _) = w
             .center_clerk
-            .create_case(&mut w.center, random, "A", 1_000)
+            .create_case(&mut w.center, random, "001", 1_000)
             .expect("a sample case");
         w.docs.push(doc);
     }
@@ -64,6 +64,18 @@ fn world(n: usize) -> World {
 }
 
 fn assert_converged(w: &World) {
+    assert_eq!(
+        w.hub.pending_count(),
+        0,
+        "hub pending; rejections {:?}",
+        w.hub.rejections()
+    );
+    assert_eq!(
+        w.center.pending_count(),
+        0,
+        "center pending; rejections {:?}",
+        w.center.rejections()
+    );
     for doc in &w.docs {
         assert_eq!(w.hub.heads(doc), w.center.heads(doc), "{doc}");
     }
@@ -109,7 +121,7 @@ fn center_restored_from_backup_reconverges() {
     // Only the ten touched documents travel, not all forty.
     let first_sync = {
         let mut fresh = world(40);
-        let reg = registry(&[(HUB, NodeInfo::hub()), (CENTER, NodeInfo::center("A"))]);
+        let reg = registry(&[(HUB, NodeInfo::hub()), (CENTER, NodeInfo::center("001"))]);
         fresh.center = seeded_store(7, reg);
         changes_sent(&connect(&mut fresh.hub, &mut fresh.center, 5_000))
     };
