@@ -174,10 +174,10 @@ impl ReconcileSet {
         let mut lower: Option<&DocId> = None;
         let mut lo = 0usize;
         for (i, range) in ranges.iter().enumerate() {
-            if let (Some(prev), Some(up)) = (lower, &range.upper) {
-                if up <= prev {
-                    return Err(ReconcileError::Unordered);
-                }
+            if let (Some(prev), Some(up)) = (lower, &range.upper)
+                && up <= prev
+            {
+                return Err(ReconcileError::Unordered);
             }
             if lower.is_some() && range.upper.is_none() && i + 1 != ranges.len() {
                 return Err(ReconcileError::Unordered);
@@ -243,10 +243,10 @@ fn check_items(
                 return Err(ReconcileError::BadItems);
             }
         }
-        if let Some(u) = upper {
-            if d >= u {
-                return Err(ReconcileError::BadItems);
-            }
+        if let Some(u) = upper
+            && d >= u
+        {
+            return Err(ReconcileError::BadItems);
         }
         prev = Some(d);
         first = false;
@@ -289,13 +289,12 @@ fn diff(mine: &[(DocId, Digest)], theirs: &[(DocId, Digest)], out: &mut Vec<DocI
 fn merge_skips(ranges: Vec<Range>) -> Vec<Range> {
     let mut out: Vec<Range> = Vec::with_capacity(ranges.len());
     for r in ranges {
-        if r.mode == RangeMode::Skip {
-            if let Some(last) = out.last_mut() {
-                if last.mode == RangeMode::Skip {
-                    last.upper = r.upper;
-                    continue;
-                }
-            }
+        if r.mode == RangeMode::Skip
+            && let Some(last) = out.last_mut()
+            && last.mode == RangeMode::Skip
+        {
+            last.upper = r.upper;
+            continue;
         }
         out.push(r);
     }

@@ -422,16 +422,16 @@ impl Session {
         }
         self.last_activity_ms = now_ms;
         let result = self.dispatch(msg, now_ms, store);
-        if let Err(e) = &result {
-            if self.phase != Phase::Closed {
-                let code = match e {
-                    SessionError::Store(_) => ErrorCode::Internal,
-                    SessionError::UnknownPeer(_) => ErrorCode::UnknownPeer,
-                    SessionError::Timeout(_) => ErrorCode::Timeout,
-                    _ => ErrorCode::Protocol,
-                };
-                let _ = self.fail::<S::Error>(code, e.to_string());
-            }
+        if let Err(e) = &result
+            && self.phase != Phase::Closed
+        {
+            let code = match e {
+                SessionError::Store(_) => ErrorCode::Internal,
+                SessionError::UnknownPeer(_) => ErrorCode::UnknownPeer,
+                SessionError::Timeout(_) => ErrorCode::Timeout,
+                _ => ErrorCode::Protocol,
+            };
+            let _ = self.fail::<S::Error>(code, e.to_string());
         }
         result
     }
@@ -1288,12 +1288,12 @@ impl Session {
         store: &mut S,
     ) -> Result<(), SessionError<S::Error>> {
         for doc in docs {
-            if let Some(ds) = self.doc_syncs.get_mut(&doc) {
-                if ds.awaiting {
-                    ds.awaiting = false;
-                    ds.sent = 0;
-                    self.awaiting_docs -= 1;
-                }
+            if let Some(ds) = self.doc_syncs.get_mut(&doc)
+                && ds.awaiting
+            {
+                ds.awaiting = false;
+                ds.sent = 0;
+                self.awaiting_docs -= 1;
             }
             if self.departed.insert(doc.clone()) {
                 st(store.set_departed(self.config.peer, &doc, true))?;
