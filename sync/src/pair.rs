@@ -245,3 +245,90 @@ mod tests {
         assert!(reported >= 2, "{:?}", out.events_b);
     }
 }
+
+#[cfg(test)]
+mod bad_input {
+    use yichuang_shared::ids::NodeId;
+    use yichuang_shared::wire::{Changes, ErrorCode, Message, WireError};
+
+    use crate::fixture::{registry, seeded_store};
+    use crate::session::{Session, SessionConfig, SessionError};
+    use crate::store::NodeInfo;
+
+    const HUB: NodeId = NodeId([1; 8]);
+    const CA: NodeId = NodeId([2; 8]);
+    const STRANGER: NodeId = NodeId([9; 8]);
+
+    fn hello_of(s: &mut Session) -> Message {
+        s.poll_transmit().expect("a hello")
+    }
+
+    #[test]
+    fn an_unknown_peer_is_refused_with_a_reason() {
+        let reg = registry(&[(HUB, NodeInfo::hub())]);
+        let mut hub = seeded_store(1, reg.clone());
+        let mut stranger = seeded_store(2, reg);
+        let mut a = Session::new(SessionConfig::new(HUB, NodeInfo::hub(), STRANGER), 0);
+        let mut b = Session::new(
+            SessionConfig::new(STRANGER, NodeInfo::center("001"), HUB),
+            0,
+        );
+        a.start(0, &mut hub).unwrap();
+        b.start(0, &mut stranger).unwrap();
+        let hello = hello_of(&mut b);
+        let _ = hello_of(&mut a);
+        let err = a.handle_message(hello, 0, &mut hub).unwrap_err();
+        assert!(matches!(err, SessionError::UnknownPeer(_)), "{err}");
+        assert!(matches!(
+            a.poll_transmit(),
+            Some(Message::Error {
+                code: ErrorCode::UnknownPeer,
+                ..
+            })
+        ));
+        assert!(a.is_closed());
+    }
+
+    #[test]
+    fn garbage_and_gaps_end_the_session_not_the_node() {
+        let reg = registry(&[(HUB, NodeInfo::hub()), (CA, NodeInfo::center("001"))]);
+        let mut hub = seeded_store(1, reg.clone());
+        let mut center = seeded_store(2, reg);
+        let mut a = Session::new(SessionConfig::new(HUB, NodeInfo::hub(), CA), 0);
+        let mut b = Session::new(SessionConfig::new(CA, NodeInfo::center("001"), HUB), 0);
+        a.start(0, &mut hub).unwrap();
+        b.start(0, &mut center).unwrap();
+        let hello = hello_of(&mut b);
+        a.handle_message(hello, 0, &mut hub).unwrap();
+        // A feed batch that skips ahead of the checkpoint is a protocol violation.
+        let gap = Message::Changes(Changes {
+            from_seq: 1_000,
+            up_to_seq: 1_001,
+            caught_up: false,
+            entries: Vec::new(),
+        });
+        let err = a.handle_message(gap, 0, &mut hub).unwrap_err();
+        assert!(matches!(err, SessionError::Protocol(_)), "{err}");
+        assert!(a.is_closed());
+        // A frame from another protocol version ends the session with a version error.
+        let err: SessionError<std::convert::Infallible> =
+            b.handle_bad_frame(&WireError::Version(9));
+        assert!(matches!(err, SessionError::Protocol(_)));
+        let last = std::iter::from_fn(|| b.poll_transmit()).last();
+        assert!(
+            matches!(
+                last,
+                Some(Message::Error {
+                    code: ErrorCode::Version,
+                    ..
+                })
+            ),
+            "{last:?}"
+        );
+        // Messages after the end are ignored, never a panic.
+        assert!(
+            b.handle_message(Message::Departed(Vec::new()), 0, &mut center)
+                .is_ok()
+        );
+    }
+}
