@@ -9,3 +9,4 @@ pub mod hlc;
 pub mod ids;
 pub mod metrics;
 pub mod validate;
+pub mod wire;

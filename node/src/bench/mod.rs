@@ -3,6 +3,7 @@
 
 pub mod fake;
 mod local_write;
+pub mod reconnect;
 
 use anyhow::Result;
 use clap::Subcommand;
@@ -12,6 +13,8 @@ pub enum BenchCommand {
     /// Durable case creation against a plain durable SQLite insert; concurrent
     /// writers; opening and querying a store of 1,000,000 cases.
     LocalWrite(local_write::Args),
+    /// A center's reconnect after K changed cases against per-document Automerge sync.
+    Reconnect(reconnect::Args),
     /// (internal) Open a store, query it, and report time, memory and latencies.
     #[command(hide = true)]
     OpenProbe(local_write::ProbeArgs),
@@ -20,6 +23,7 @@ pub enum BenchCommand {
 pub fn run(command: BenchCommand) -> Result<()> {
     match command {
         BenchCommand::LocalWrite(args) => local_write::run(args),
+        BenchCommand::Reconnect(args) => reconnect::run(args),
         BenchCommand::OpenProbe(args) => local_write::probe(args),
     }
 }
