@@ -4,4 +4,6 @@
 pub mod bench;
 pub mod cli;
 pub mod logging;
+pub mod net;
+pub mod serve;
 pub mod store;

@@ -1,6 +1,7 @@
 //! The `yichuang` command line: argument definitions and their dispatch.
 
 mod case;
+mod net;
 pub mod table;
 
 use std::path::PathBuf;
@@ -50,6 +51,16 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Issue an enrollment bundle for a new node (hub only).
+    Issue(net::IssueArgs),
+    /// Attach this node to its hub with an enrollment bundle.
+    Join(net::JoinArgs),
+    /// Revoke a node: the hub refuses it at once, the centers once the list reaches them.
+    Revoke(net::RevokeArgs),
+    /// Run the node: listen (hub, center), dial (center, laptop), sync live.
+    Serve(net::ServeArgs),
+    /// The node, its peers, what waits to be sent or received, conflicts.
+    Status(net::StatusArgs),
     /// Measure the node against its performance targets.
     Bench {
         #[command(subcommand)]
@@ -75,6 +86,9 @@ pub struct InitArgs {
     /// The field staff member a laptop serves.
     #[arg(long)]
     pub staff: Option<String>,
+    /// Where the node accepts connections (the hub's default: 0.0.0.0:7400).
+    #[arg(long)]
+    pub listen: Option<std::net::SocketAddr>,
     #[arg(long)]
     pub json: bool,
 }
@@ -93,12 +107,21 @@ pub enum CatalogCommand {
     },
 }
 
+/// Where a hub listens unless told otherwise.
+const DEFAULT_HUB_LISTEN: std::net::SocketAddr =
+    std::net::SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED), 7400);
+
 pub fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Init(args) => init(args),
         Command::Catalog { command: CatalogCommand::List { dir, search, json } } => catalog_list(&dir, search, json),
         Command::Case { command } => case::run(command),
         Command::Info { dir, json } => info(&dir, json),
+        Command::Issue(args) => net::issue(args),
+        Command::Join(args) => net::join(args),
+        Command::Revoke(args) => net::revoke(args),
+        Command::Serve(args) => net::serve(args),
+        Command::Status(args) => net::status(args),
         Command::Bench { command } => crate::bench::run(command),
     }
 }
@@ -129,10 +152,18 @@ fn init(args: InitArgs) -> Result<()> {
         staff: args.staff.unwrap_or_default(),
         created_ms: store::now_ms(),
     };
-    let store = Store::init(&args.dir.dir, settings).map_err(|e| match e {
+    let mut store = Store::init(&args.dir.dir, settings).map_err(|e| match e {
         store::StoreError::UnknownCenter(..) => anyhow::anyhow!("{e}; known centers: {}", centers(&district)),
         other => other.into(),
     })?;
+    match args.role {
+        Role::Hub => net::init_hub(&mut store, Some(args.listen.unwrap_or(DEFAULT_HUB_LISTEN)))?,
+        _ => {
+            if let Some(listen) = args.listen {
+                crate::net::enroll::NetConfig { listen: Some(listen), ..Default::default() }.save(&args.dir.dir)?;
+            }
+        }
+    }
     if args.json {
         print_json(store.settings())?;
     } else {

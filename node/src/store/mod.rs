@@ -6,6 +6,7 @@
 //! synchronous and blocking: async code calls it from a blocking thread.
 
 mod cases;
+pub mod nodes;
 pub mod docs;
 mod remote;
 pub mod schema;
