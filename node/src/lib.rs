@@ -3,6 +3,8 @@
 
 pub mod bench;
 pub mod cli;
+pub mod demo;
+pub mod district;
 pub mod logging;
 pub mod net;
 pub mod serve;

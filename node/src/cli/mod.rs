@@ -32,6 +32,8 @@ pub struct DirArg {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// A whole district on this machine: hub, centers, laptops, real QUIC; cut a center off, heal, check.
+    Demo(crate::demo::DemoArgs),
     /// Create a node's data folder: its identity, role and seeded reference data.
     Init(InitArgs),
     /// The district's service-item catalog.
@@ -117,6 +119,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Catalog { command: CatalogCommand::List { dir, search, json } } => catalog_list(&dir, search, json),
         Command::Case { command } => case::run(command),
         Command::Info { dir, json } => info(&dir, json),
+        Command::Demo(args) => crate::demo::run(args),
         Command::Issue(args) => net::issue(args),
         Command::Join(args) => net::join(args),
         Command::Revoke(args) => net::revoke(args),
