@@ -21,10 +21,9 @@ use crate::net::board::{Board, PeerStatus};
 use crate::net::enroll::{self, EnrollError, NodeNet};
 use crate::net::feed::{Feed, Local, db};
 use crate::net::peer::PeerConn;
-use crate::net::store_actor::StoreHandle;
 use crate::net::tls::NodeIdentity;
 use crate::net::transport::{self, CloseCode, TransportError};
-use crate::store::{NodeSettings, Store, StoreError, now_ms};
+use crate::store::{NodeSettings, Store, StoreError, StoreHandle, now_ms};
 
 /// Connections accepted at once; a district has ~13 centers and dozens of laptops.
 const CONNECTIONS_MAX: usize = 512;
@@ -83,7 +82,6 @@ pub struct Node {
     tasks: JoinSet<()>,
     board: Arc<Board>,
     store: StoreHandle,
-    store_thread: Option<std::thread::JoinHandle<()>>,
     listen: Option<SocketAddr>,
     dir: PathBuf,
     status_file: bool,
@@ -124,7 +122,7 @@ impl Node {
         }
         let endpoint = transport::endpoint(listen, &net.creds, &net.trust)?;
         let listen = if listen.is_some() { endpoint.local_addr().ok() } else { None };
-        let (store, store_thread) = StoreHandle::spawn(store, &settings.name);
+        let store = StoreHandle::spawn(store);
         let board = Arc::new(Board::default());
         let cancel = CancellationToken::new();
         let (head_tx, head_rx) = watch::channel(head);
@@ -155,7 +153,7 @@ impl Node {
             tasks.spawn(status_loop(dir.to_owned(), listen, board.clone(), cancel.clone()));
         }
         tracing::info!(node = %settings.node_id, role = %settings.role, ?listen, "node started");
-        Ok(Node { settings, endpoint, cancel, tasks, board, store, store_thread: Some(store_thread), listen, dir: dir.to_owned(), status_file: opts.status_file })
+        Ok(Node { settings, endpoint, cancel, tasks, board, store, listen, dir: dir.to_owned(), status_file: opts.status_file })
     }
 
     pub fn settings(&self) -> &NodeSettings {
@@ -185,10 +183,9 @@ impl Node {
         if self.status_file {
             let _ = write_status(&self.dir, self.listen, &self.board, false);
         }
+        // The store thread ends when the last handle goes; every answered write was
+        // committed before its answer, so nothing acknowledged is left in memory.
         drop(self.store);
-        if let Some(t) = self.store_thread.take() {
-            let _ = tokio::task::spawn_blocking(move || t.join()).await;
-        }
     }
 }
 
@@ -245,8 +242,8 @@ async fn watch_store(
                     trust.set_revoked(revoked);
                 }
             }
-            Ok(Err(e)) => tracing::warn!(error = %e, "polling the store"),
-            Err(_) => break,
+            Err(StoreError::Closed) => break,
+            Ok(Err(e)) | Err(e) => tracing::warn!(error = %e, "polling the store"),
         }
     }
 }

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use automerge::transaction::{CommitOptions, Transactable};
-use automerge::{AutoCommit, AutomergeError, ObjType, ReadDoc, Value, ROOT};
+use automerge::{AutoCommit, AutomergeError, ObjType, ROOT, ReadDoc, Value};
 use serde::{Deserialize, Serialize};
 
 pub use crate::deadline::{Limit, LimitUnit};
@@ -168,11 +168,21 @@ mod tests {
                 department: "测试局".into(),
                 department_code: "1".repeat(18),
                 handling: Handling::Promised,
-                promised_limit: Limit { value: 5, unit: LimitUnit::WorkingDays },
-                statutory_limit: Limit { value: 20, unit: LimitUnit::WorkingDays },
+                promised_limit: Limit {
+                    value: 5,
+                    unit: LimitUnit::WorkingDays,
+                },
+                statutory_limit: Limit {
+                    value: 20,
+                    unit: LimitUnit::WorkingDays,
+                },
                 visits: 1,
                 delivery: vec!["window".into()],
-                materials: vec![MaterialItem { code: "M01".into(), name: "申请表".into(), required: true }],
+                materials: vec![MaterialItem {
+                    code: "M01".into(),
+                    name: "申请表".into(),
+                    required: true,
+                }],
             }],
         }
     }
@@ -181,8 +191,18 @@ mod tests {
     fn seeds_are_byte_identical_and_read_back() {
         let mut a = seed_catalog(&sample()).unwrap();
         let mut b = seed_catalog(&sample()).unwrap();
-        assert_eq!(a.get_heads(), b.get_heads(), "two nodes must seed the same change");
-        assert_eq!(read_catalog(&a).unwrap().values().next(), sample().items.first());
-        assert_eq!(seed_nodes().unwrap().get_heads(), seed_nodes().unwrap().get_heads());
+        assert_eq!(
+            a.get_heads(),
+            b.get_heads(),
+            "two nodes must seed the same change"
+        );
+        assert_eq!(
+            read_catalog(&a).unwrap().values().next(),
+            sample().items.first()
+        );
+        assert_eq!(
+            seed_nodes().unwrap().get_heads(),
+            seed_nodes().unwrap().get_heads()
+        );
     }
 }

@@ -73,7 +73,10 @@ mod tests {
     #[test]
     fn far_future_stamps_are_not_followed() {
         let last = Hlc::new(1_000, 3);
-        assert_eq!(Hlc::observe(last, Hlc::new(2_000, 0), 1_000), Hlc::new(2_000, 0));
+        assert_eq!(
+            Hlc::observe(last, Hlc::new(2_000, 0), 1_000),
+            Hlc::new(2_000, 0)
+        );
         let day_ahead = Hlc::new(1_000 + 86_400_000, 0);
         assert_eq!(Hlc::observe(last, day_ahead, 1_000), last);
         assert!(day_ahead.is_skewed(1_000));

@@ -70,7 +70,9 @@ impl FromStr for NodeId {
     type Err = IdError;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let bytes = decode_hex(s).ok_or_else(|| IdError::NodeId(s.to_owned()))?;
-        let id: [u8; NODE_ID_LEN] = bytes.try_into().map_err(|_| IdError::NodeId(s.to_owned()))?;
+        let id: [u8; NODE_ID_LEN] = bytes
+            .try_into()
+            .map_err(|_| IdError::NodeId(s.to_owned()))?;
         Ok(NodeId(id))
     }
 }
@@ -89,7 +91,7 @@ impl<'de> Deserialize<'de> for NodeId {
 }
 
 pub fn decode_hex(s: &str) -> Option<Vec<u8>> {
-    if s.len() % 2 != 0 || !s.bytes().all(|b| b.is_ascii_hexdigit()) {
+    if !s.len().is_multiple_of(2) || !s.bytes().all(|b| b.is_ascii_hexdigit()) {
         return None;
     }
     (0..s.len())
@@ -190,7 +192,9 @@ impl FromStr for DocId {
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let is_case = s.len() == 33
             && s.starts_with('c')
-            && s[1..].bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
+            && s[1..]
+                .bytes()
+                .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
         let id = DocId(s.to_owned());
         if is_case || id.reference().is_some() {
             Ok(id)
@@ -252,8 +256,17 @@ mod tests {
         let c = DocId::new_case([0xab; 16]);
         assert!(c.is_case());
         assert_eq!(c.as_str().parse::<DocId>(), Ok(c));
-        assert_eq!("ref-catalog".parse::<DocId>().unwrap().reference(), Some(RefDoc::Catalog));
-        for bad in ["", "c12", "x0123456789abcdef0123456789abcdef", "ref-other", "cABCDEF0123456789abcdef0123456789"] {
+        assert_eq!(
+            "ref-catalog".parse::<DocId>().unwrap().reference(),
+            Some(RefDoc::Catalog)
+        );
+        for bad in [
+            "",
+            "c12",
+            "x0123456789abcdef0123456789abcdef",
+            "ref-other",
+            "cABCDEF0123456789abcdef0123456789",
+        ] {
             assert!(bad.parse::<DocId>().is_err(), "{bad}");
         }
     }

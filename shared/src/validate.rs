@@ -15,9 +15,13 @@ pub enum ValidationError {
     CreditLength(usize),
     #[error("unified social credit code has a character that is not allowed at position {0}")]
     CreditCharacter(usize),
-    #[error("unified social credit code check character is wrong: expected {expected}, found {found}")]
+    #[error(
+        "unified social credit code check character is wrong: expected {expected}, found {found}"
+    )]
     CreditCheck { expected: char, found: char },
-    #[error("phone number must be an 11-digit mobile number starting with 1, or a fixed line like 0755-12345678")]
+    #[error(
+        "phone number must be an 11-digit mobile number starting with 1, or a fixed line like 0755-12345678"
+    )]
     Phone,
 }
 
@@ -60,7 +64,10 @@ pub fn check_resident_id(id: &str) -> Result<(), ValidationError> {
     // Invariant: the first 17 characters were just checked to be ASCII digits.
     let expected = resident_id_check_char(&id[..17]).expect("17 digits");
     if expected != chars[17] {
-        return Err(ValidationError::IdCheckDigit { expected, found: chars[17] });
+        return Err(ValidationError::IdCheckDigit {
+            expected,
+            found: chars[17],
+        });
     }
     Ok(())
 }
@@ -83,10 +90,15 @@ fn is_real_date(yyyymmdd: &str) -> bool {
 /// GB 32100 alphabet: digits and capital letters without I, O, S, V, Z.
 const CREDIT_ALPHABET: &[u8; 31] = b"0123456789ABCDEFGHJKLMNPQRTUWXY";
 /// GB 32100 weights: 3^(i) mod 31 for positions 1..=17.
-const CREDIT_WEIGHTS: [u32; 17] = [1, 3, 9, 27, 19, 26, 16, 17, 20, 29, 25, 13, 8, 24, 10, 30, 28];
+const CREDIT_WEIGHTS: [u32; 17] = [
+    1, 3, 9, 27, 19, 26, 16, 17, 20, 29, 25, 13, 8, 24, 10, 30, 28,
+];
 
 fn credit_value(c: u8) -> Option<u32> {
-    CREDIT_ALPHABET.iter().position(|&a| a == c).map(|p| p as u32)
+    CREDIT_ALPHABET
+        .iter()
+        .position(|&a| a == c)
+        .map(|p| p as u32)
 }
 
 /// The check character GB 32100 gives the first 17 characters, if they are in its alphabet.
@@ -141,7 +153,11 @@ pub fn check_phone(phone: &str) -> Result<(), ValidationError> {
         }
         None => false,
     };
-    if mobile || fixed { Ok(()) } else { Err(ValidationError::Phone) }
+    if mobile || fixed {
+        Ok(())
+    } else {
+        Err(ValidationError::Phone)
+    }
 }
 
 /// Masks an ID number for display: the first 6 and last 4 characters stay.
@@ -187,12 +203,27 @@ mod tests {
         assert_eq!(check_resident_id("11010519491231002x"), Ok(()));
         assert_eq!(
             check_resident_id("110105194912310021"),
-            Err(ValidationError::IdCheckDigit { expected: 'X', found: '1' })
+            Err(ValidationError::IdCheckDigit {
+                expected: 'X',
+                found: '1'
+            })
         );
-        assert_eq!(check_resident_id("1101051949123100"), Err(ValidationError::IdLength(16)));
-        assert_eq!(check_resident_id("11010519491331002X"), Err(ValidationError::IdBirthDate("19491331".into())));
-        assert_eq!(check_resident_id("1101A519491231002X"), Err(ValidationError::IdCharacter(5)));
-        assert_eq!(check_resident_id("440399199002300012"), Err(ValidationError::IdBirthDate("19900230".into())));
+        assert_eq!(
+            check_resident_id("1101051949123100"),
+            Err(ValidationError::IdLength(16))
+        );
+        assert_eq!(
+            check_resident_id("11010519491331002X"),
+            Err(ValidationError::IdBirthDate("19491331".into()))
+        );
+        assert_eq!(
+            check_resident_id("1101A519491231002X"),
+            Err(ValidationError::IdCharacter(5))
+        );
+        assert_eq!(
+            check_resident_id("440399199002300012"),
+            Err(ValidationError::IdBirthDate("19900230".into()))
+        );
     }
 
     #[test]
@@ -201,18 +232,40 @@ mod tests {
         assert_eq!(check_credit_code("91350100M000100Y43"), Ok(()));
         assert_eq!(
             check_credit_code("91350100M000100Y44"),
-            Err(ValidationError::CreditCheck { expected: '3', found: '4' })
+            Err(ValidationError::CreditCheck {
+                expected: '3',
+                found: '4'
+            })
         );
-        assert_eq!(check_credit_code("91350100M000100Y4"), Err(ValidationError::CreditLength(17)));
-        assert_eq!(check_credit_code("91350100M000I00Y43"), Err(ValidationError::CreditCharacter(13)));
+        assert_eq!(
+            check_credit_code("91350100M000100Y4"),
+            Err(ValidationError::CreditLength(17))
+        );
+        assert_eq!(
+            check_credit_code("91350100M000I00Y43"),
+            Err(ValidationError::CreditCharacter(13))
+        );
     }
 
     #[test]
     fn phones() {
-        for ok in ["13800138000", "+86 139 0013 8000", "0755-12345678", "010-1234567"] {
+        for ok in [
+            "13800138000",
+            "+86 139 0013 8000",
+            "0755-12345678",
+            "010-1234567",
+        ] {
             assert_eq!(check_phone(ok), Ok(()), "{ok}");
         }
-        for bad in ["", "12800138000", "1380013800", "abc", "0755-12", "755-12345678", "138001380001"] {
+        for bad in [
+            "",
+            "12800138000",
+            "1380013800",
+            "abc",
+            "0755-12",
+            "755-12345678",
+            "138001380001",
+        ] {
             assert_eq!(check_phone(bad), Err(ValidationError::Phone), "{bad}");
         }
     }

@@ -13,14 +13,27 @@ pub fn bin() -> &'static Path {
     BIN.get_or_init(|| {
         // Invariant: a test executable lives in target/<profile>/deps/.
         let exe = std::env::current_exe().expect("test executable path");
-        let profile_dir = exe.parent().and_then(Path::parent).expect("target/<profile>").to_path_buf();
+        let profile_dir = exe
+            .parent()
+            .and_then(Path::parent)
+            .expect("target/<profile>")
+            .to_path_buf();
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
         let mut cmd = Command::new(cargo);
-        cmd.args(["build", "--quiet", "-p", "yichuang-node", "--bin", "yichuang"]);
+        cmd.args([
+            "build",
+            "--quiet",
+            "-p",
+            "yichuang-node",
+            "--bin",
+            "yichuang",
+        ]);
         if profile_dir.file_name().is_some_and(|n| n == "release") {
             cmd.arg("--release");
         }
-        let status = cmd.status().expect("running cargo build for the yichuang binary");
+        let status = cmd
+            .status()
+            .expect("running cargo build for the yichuang binary");
         assert!(status.success(), "building the yichuang binary failed");
         let path = profile_dir.join("yichuang");
         assert!(path.exists(), "{} missing after build", path.display());
@@ -36,8 +49,14 @@ impl TempDir {
     pub fn new(tag: &str) -> TempDir {
         static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
         let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
-        let path = std::env::temp_dir().join(format!("yichuang-test-{tag}-{}-{n}-{nanos}", std::process::id()));
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or(0);
+        let path = std::env::temp_dir().join(format!(
+            "yichuang-test-{tag}-{}-{n}-{nanos}",
+            std::process::id()
+        ));
         std::fs::create_dir_all(&path).expect("creating a temporary folder");
         TempDir(path)
     }
@@ -61,7 +80,11 @@ impl Drop for TempDir {
 
 /// Runs `yichuang` with arguments; returns the raw output.
 pub fn run(args: &[&str]) -> Output {
-    Command::new(bin()).args(args).env_remove("YICHUANG_DIR").output().expect("running yichuang")
+    Command::new(bin())
+        .args(args)
+        .env_remove("YICHUANG_DIR")
+        .output()
+        .expect("running yichuang")
 }
 
 /// Runs `yichuang` and expects success; returns standard output.
@@ -79,14 +102,19 @@ pub fn ok(args: &[&str]) -> String {
 /// Runs `yichuang` and expects failure; returns standard error.
 pub fn fails(args: &[&str]) -> String {
     let out = run(args);
-    assert!(!out.status.success(), "yichuang {args:?} should have failed:\n{}", String::from_utf8_lossy(&out.stdout));
+    assert!(
+        !out.status.success(),
+        "yichuang {args:?} should have failed:\n{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
     String::from_utf8(out.stderr).expect("utf-8 output")
 }
 
 /// Runs `yichuang … --json` and parses the output.
 pub fn json(args: &[&str]) -> serde_json::Value {
     let text = ok(args);
-    serde_json::from_str(&text).unwrap_or_else(|e| panic!("yichuang {args:?} printed no JSON ({e}): {text}"))
+    serde_json::from_str(&text)
+        .unwrap_or_else(|e| panic!("yichuang {args:?} printed no JSON ({e}): {text}"))
 }
 
 /// Initialises a node in `dir` and returns `dir` as a string.
@@ -106,5 +134,8 @@ pub fn init_node(dir: &Path, role: &str, center: Option<&str>) -> String {
 /// The first catalog item's code, read from the node's own catalog.
 pub fn first_item(dir: &str) -> String {
     let items = json(&["catalog", "list", "--dir", dir, "--json"]);
-    items[0]["code"].as_str().expect("catalog item code").to_owned()
+    items[0]["code"]
+        .as_str()
+        .expect("catalog item code")
+        .to_owned()
 }

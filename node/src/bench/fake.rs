@@ -6,8 +6,14 @@ use yichuang_shared::validate::resident_id_check_char;
 
 use crate::store::CreateCase;
 
-const SURNAMES: &[&str] = &["王", "李", "张", "刘", "陈", "杨", "黄", "赵", "吴", "周", "徐", "孙", "马", "朱", "胡", "郭", "何", "林", "罗", "高"];
-const GIVEN: &[&str] = &["子涵", "欣怡", "浩然", "梓萱", "宇轩", "雨桐", "俊杰", "思远", "嘉怡", "明轩", "佳琪", "文博", "婉清", "志强", "秀英", "建华", "丽娟", "晓东", "海燕", "国庆"];
+const SURNAMES: &[&str] = &[
+    "王", "李", "张", "刘", "陈", "杨", "黄", "赵", "吴", "周", "徐", "孙", "马", "朱", "胡", "郭",
+    "何", "林", "罗", "高",
+];
+const GIVEN: &[&str] = &[
+    "子涵", "欣怡", "浩然", "梓萱", "宇轩", "雨桐", "俊杰", "思远", "嘉怡", "明轩", "佳琪", "文博",
+    "婉清", "志强", "秀英", "建华", "丽娟", "晓东", "海燕", "国庆",
+];
 
 /// A small deterministic generator (splitmix64), so a seed reproduces a data set.
 #[derive(Clone, Debug)]
@@ -44,7 +50,11 @@ pub fn resident_id(rng: &mut Rng) -> String {
 }
 
 pub fn name(rng: &mut Rng) -> String {
-    format!("{}{}", SURNAMES[rng.below(SURNAMES.len() as u64) as usize], GIVEN[rng.below(GIVEN.len() as u64) as usize])
+    format!(
+        "{}{}",
+        SURNAMES[rng.below(SURNAMES.len() as u64) as usize],
+        GIVEN[rng.below(GIVEN.len() as u64) as usize]
+    )
 }
 
 pub fn phone(rng: &mut Rng) -> String {
@@ -56,7 +66,12 @@ pub fn case_request(rng: &mut Rng, items: &[String], clerk: &str) -> CreateCase 
     CreateCase {
         item: items[rng.below(items.len() as u64) as usize].clone(),
         applicant_kind: ApplicantKind::NaturalPerson,
-        applicant: Party { name: name(rng), id_no: resident_id(rng), phone: phone(rng), address: String::new() },
+        applicant: Party {
+            name: name(rng),
+            id_no: resident_id(rng),
+            phone: phone(rng),
+            address: String::new(),
+        },
         agent: None,
         materials_received: Vec::new(),
         delivery_method: None,
@@ -72,8 +87,14 @@ mod tests {
     fn made_up_ids_and_phones_validate() {
         let mut rng = Rng::new(7);
         for _ in 0..1000 {
-            assert_eq!(yichuang_shared::validate::check_resident_id(&resident_id(&mut rng)), Ok(()));
-            assert_eq!(yichuang_shared::validate::check_phone(&phone(&mut rng)), Ok(()));
+            assert_eq!(
+                yichuang_shared::validate::check_resident_id(&resident_id(&mut rng)),
+                Ok(())
+            );
+            assert_eq!(
+                yichuang_shared::validate::check_phone(&phone(&mut rng)),
+                Ok(())
+            );
         }
     }
 }

@@ -102,7 +102,11 @@ pub fn run(args: Args) -> Result<()> {
     for _ in 0..20 {
         store.create_case(&fake::case_request(&mut rng, &items, "bench"))?;
     }
-    let bytes_before: i64 = store.connection().query_row("SELECT COALESCE(SUM(length(bytes)),0) FROM changes", [], |r| r.get(0))?;
+    let bytes_before: i64 = store.connection().query_row(
+        "SELECT COALESCE(SUM(length(bytes)),0) FROM changes",
+        [],
+        |r| r.get(0),
+    )?;
     let plain = rusqlite::Connection::open(dir.join("plain.db"))?;
     plain.query_row("PRAGMA journal_mode=WAL", [], |r| r.get::<_, String>(0))?;
     plain.pragma_update(None, "synchronous", "FULL")?;
@@ -117,42 +121,55 @@ pub fn run(args: Args) -> Result<()> {
         create_us.push(t.elapsed().as_secs_f64() * 1e6);
         if i == 0 {
             // The plain insert writes as many bytes as a case's stored change.
-            let total: i64 = store.connection().query_row("SELECT COALESCE(SUM(length(bytes)),0) FROM changes", [], |r| r.get(0))?;
+            let total: i64 = store.connection().query_row(
+                "SELECT COALESCE(SUM(length(bytes)),0) FROM changes",
+                [],
+                |r| r.get(0),
+            )?;
             blob = vec![0x5a_u8; (total - bytes_before).max(1) as usize];
         }
         let t = Instant::now();
         plain.execute("INSERT INTO t (data) VALUES (?1)", params![blob])?;
         insert_us.push(t.elapsed().as_secs_f64() * 1e6);
     }
-    let bytes_after: i64 = store.connection().query_row("SELECT COALESCE(SUM(length(bytes)),0) FROM changes", [], |r| r.get(0))?;
+    let bytes_after: i64 = store.connection().query_row(
+        "SELECT COALESCE(SUM(length(bytes)),0) FROM changes",
+        [],
+        |r| r.get(0),
+    )?;
     let case_bytes_mean = (bytes_after - bytes_before) as f64 / args.samples.max(1) as f64;
     drop(store);
 
-    // Eight writers, each its own connection, as eight clerks' requests would be.
+    // Eight clerks' requests at once, through the store thread as `serve` runs it:
+    // whatever queues up while one group commits goes into the next group.
     let writers = 8;
+    let handle = crate::store::StoreHandle::spawn(Store::open(&dir)?);
     let t = Instant::now();
     std::thread::scope(|scope| -> Result<()> {
         let handles: Vec<_> = (0..writers)
             .map(|w| {
-                let dir = dir.clone();
+                let handle = handle.clone();
                 let items = items.clone();
                 let n = args.concurrent_per_writer;
                 scope.spawn(move || -> Result<()> {
-                    let mut s = Store::open(&dir)?;
                     let mut rng = Rng::new(100 + w as u64);
                     for _ in 0..n {
-                        s.create_case(&fake::case_request(&mut rng, &items, "bench"))?;
+                        let req = fake::case_request(&mut rng, &items, "bench");
+                        handle.call_blocking(move |s| s.create_case(&req))??;
                     }
                     Ok(())
                 })
             })
             .collect();
         for h in handles {
-            h.join().map_err(|_| anyhow::anyhow!("a writer thread panicked"))??;
+            h.join()
+                .map_err(|_| anyhow::anyhow!("a writer thread panicked"))??;
         }
         Ok(())
     })?;
-    let concurrent_creates_per_s = (writers * args.concurrent_per_writer) as f64 / t.elapsed().as_secs_f64();
+    drop(handle);
+    let concurrent_creates_per_s =
+        (writers * args.concurrent_per_writer) as f64 / t.elapsed().as_secs_f64();
     let _ = std::fs::remove_dir_all(&dir);
 
     let big = args.keep.clone().unwrap_or_else(|| temp_dir("open"));
@@ -164,7 +181,10 @@ pub fn run(args: Args) -> Result<()> {
         .output()
         .context("running the open probe")?;
     if !out.status.success() {
-        bail!("open probe failed: {}", String::from_utf8_lossy(&out.stderr));
+        bail!(
+            "open probe failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
     let probe: ProbeReport = serde_json::from_slice(&out.stdout)?;
     if args.keep.is_none() {
@@ -192,12 +212,34 @@ pub fn run(args: Args) -> Result<()> {
     if args.json {
         crate::outln!("{}", serde_json::to_string_pretty(&report)?);
     } else {
-        crate::outln!("durable case creation: median {:.0} µs, p99 {:.0} µs ({:.0} bytes of change each)", report.create_median_us, report.create_p99_us, report.case_bytes_mean);
-        crate::outln!("plain durable insert:  median {:.0} µs, p99 {:.0} µs", report.sqlite_insert_median_us, report.sqlite_insert_p99_us);
+        crate::outln!(
+            "durable case creation: median {:.0} µs, p99 {:.0} µs ({:.0} bytes of change each)",
+            report.create_median_us,
+            report.create_p99_us,
+            report.case_bytes_mean
+        );
+        crate::outln!(
+            "plain durable insert:  median {:.0} µs, p99 {:.0} µs",
+            report.sqlite_insert_median_us,
+            report.sqlite_insert_p99_us
+        );
         crate::outln!("ratio {:.2} (target ≤ 1.5)", report.ratio);
-        crate::outln!("{} concurrent writers: {:.0} cases/s", writers, report.concurrent_creates_per_s);
-        crate::outln!("store of {} cases: ready in {:.3} s (target ≤ 2), {:.1} MiB resident (target ≤ 256)", report.open_cases, report.open_1m_seconds, report.open_1m_rss_bytes as f64 / 1048576.0);
-        crate::outln!("list p99 {:.2} ms, search p99 {:.2} ms (target ≤ 50)", report.list_p99_ms, report.search_p99_ms);
+        crate::outln!(
+            "{} concurrent writers: {:.0} cases/s",
+            writers,
+            report.concurrent_creates_per_s
+        );
+        crate::outln!(
+            "store of {} cases: ready in {:.3} s (target ≤ 2), {:.1} MiB resident (target ≤ 256)",
+            report.open_cases,
+            report.open_1m_seconds,
+            report.open_1m_rss_bytes as f64 / 1048576.0
+        );
+        crate::outln!(
+            "list p99 {:.2} ms, search p99 {:.2} ms (target ≤ 50)",
+            report.list_p99_ms,
+            report.search_p99_ms
+        );
     }
     Ok(())
 }
@@ -223,7 +265,9 @@ fn fill(dir: &Path, cases: usize, progress: bool) -> Result<()> {
     let mut done = have;
     while done < cases {
         let n = FILL_BATCH.min(cases - done);
-        let reqs: Vec<_> = (0..n).map(|_| fake::case_request(&mut rng, &items, "bench")).collect();
+        let reqs: Vec<_> = (0..n)
+            .map(|_| fake::case_request(&mut rng, &items, "bench"))
+            .collect();
         store.create_cases_batch(&reqs)?;
         done += n;
         if let Some(b) = &bar {
@@ -241,25 +285,42 @@ pub fn probe(args: ProbeArgs) -> Result<()> {
     let t = Instant::now();
     let mut store = Store::open(&args.dir)?;
     // Ready means able to answer the first list a clerk asks for.
-    store.list_cases(&CaseFilter { limit: 50, ..CaseFilter::default() })?;
+    store.list_cases(&CaseFilter {
+        limit: 50,
+        ..CaseFilter::default()
+    })?;
     let open_seconds = t.elapsed().as_secs_f64();
     let cases = store.case_count()?;
-    let sample = store.list_cases(&CaseFilter { limit: 200, ..CaseFilter::default() })?;
+    let sample = store.list_cases(&CaseFilter {
+        limit: 200,
+        ..CaseFilter::default()
+    })?;
     let mut rng = Rng::new(3);
     let mut list_ms = Vec::new();
     let mut search_ms = Vec::new();
     let statuses = ["submitted", "accepted", "completed"];
     for i in 0..args.queries {
         let t = Instant::now();
-        store.list_cases(&CaseFilter { status: Some(statuses[i % 3].into()), limit: 50, ..CaseFilter::default() })?;
+        store.list_cases(&CaseFilter {
+            status: Some(statuses[i % 3].into()),
+            limit: 50,
+            ..CaseFilter::default()
+        })?;
         list_ms.push(t.elapsed().as_secs_f64() * 1e3);
-        let search = match (i % 3, sample.get(rng.below(sample.len().max(1) as u64) as usize)) {
+        let search = match (
+            i % 3,
+            sample.get(rng.below(sample.len().max(1) as u64) as usize),
+        ) {
             (0, Some(row)) => row.case_no[..row.case_no.len() - 2].to_owned(),
             (1, Some(row)) => row.applicant_name.clone(),
             _ => "补贴".to_owned(),
         };
         let t = Instant::now();
-        store.list_cases(&CaseFilter { search: Some(search), limit: 50, ..CaseFilter::default() })?;
+        store.list_cases(&CaseFilter {
+            search: Some(search),
+            limit: 50,
+            ..CaseFilter::default()
+        })?;
         search_ms.push(t.elapsed().as_secs_f64() * 1e3);
     }
     let report = ProbeReport {

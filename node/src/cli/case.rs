@@ -187,7 +187,9 @@ fn key_values(items: &[String], what: &str) -> Result<Vec<(String, String)>> {
     items
         .iter()
         .map(|kv| {
-            let (k, v) = kv.split_once('=').ok_or_else(|| anyhow!("{what} {kv:?} is not KEY=VALUE"))?;
+            let (k, v) = kv
+                .split_once('=')
+                .ok_or_else(|| anyhow!("{what} {kv:?} is not KEY=VALUE"))?;
             if k.trim().is_empty() {
                 bail!("{what} {kv:?} has an empty key");
             }
@@ -199,12 +201,22 @@ fn key_values(items: &[String], what: &str) -> Result<Vec<(String, String)>> {
 pub fn run(command: CaseCommand) -> Result<()> {
     match command {
         CaseCommand::New(args) => new(args),
-        CaseCommand::List { dir, status, search, limit, json } => {
+        CaseCommand::List {
+            dir,
+            status,
+            search,
+            limit,
+            json,
+        } => {
             if let Some(s) = &status {
                 s.parse::<yichuang_shared::case::Status>()?;
             }
             let mut store = Store::open(&dir.dir)?;
-            let rows = store.list_cases(&CaseFilter { status, search, limit })?;
+            let rows = store.list_cases(&CaseFilter {
+                status,
+                search,
+                limit,
+            })?;
             if json {
                 return print_json(&rows);
             }
@@ -213,24 +225,63 @@ pub fn run(command: CaseCommand) -> Result<()> {
                 .map(|r| {
                     vec![
                         r.case_no.clone(),
-                        r.status.parse::<yichuang_shared::case::Status>().map(|s| s.label_zh().to_owned()).unwrap_or(r.status.clone()),
+                        r.status
+                            .parse::<yichuang_shared::case::Status>()
+                            .map(|s| s.label_zh().to_owned())
+                            .unwrap_or(r.status.clone()),
                         r.item_name.clone(),
                         r.applicant_name.clone(),
                         r.applicant_id.clone(),
                         r.current_center.clone(),
-                        if r.conflicts > 0 { format!("⚠ {}", r.conflicts) } else { String::new() },
+                        if r.conflicts > 0 {
+                            format!("⚠ {}", r.conflicts)
+                        } else {
+                            String::new()
+                        },
                     ]
                 })
                 .collect();
-            crate::out!("{}", table::render(&["办件编号", "状态", "事项", "申请人", "证件号", "所在中心", "冲突"], &table_rows));
+            crate::out!(
+                "{}",
+                table::render(
+                    &[
+                        "办件编号",
+                        "状态",
+                        "事项",
+                        "申请人",
+                        "证件号",
+                        "所在中心",
+                        "冲突"
+                    ],
+                    &table_rows
+                )
+            );
             Ok(())
         }
-        CaseCommand::Show { dir, case, reveal, clerk, json } => {
+        CaseCommand::Show {
+            dir,
+            case,
+            reveal,
+            clerk,
+            json,
+        } => {
             let mut store = Store::open(&dir.dir)?;
             let view = store.case_view(&case, reveal, &clerk.clerk)?;
-            if json { print_json(&view) } else { print_case(&view) }
+            if json {
+                print_json(&view)
+            } else {
+                print_case(&view)
+            }
         }
-        CaseCommand::Event { dir, case, kind, note, data, clerk, json } => {
+        CaseCommand::Event {
+            dir,
+            case,
+            kind,
+            note,
+            data,
+            clerk,
+            json,
+        } => {
             let kind: EventKind = kind.parse()?;
             if !kind.is_step() {
                 bail!("{kind} is recorded by other commands, not requested as a step");
@@ -238,15 +289,38 @@ pub fn run(command: CaseCommand) -> Result<()> {
             let data: BTreeMap<String, String> = key_values(&data, "--data")?.into_iter().collect();
             let mut store = Store::open(&dir.dir)?;
             let view = store.case_event(&case, kind, &clerk.clerk, &note, data)?;
-            if json { print_json(&view) } else { print_case(&view) }
+            if json {
+                print_json(&view)
+            } else {
+                print_case(&view)
+            }
         }
-        CaseCommand::Edit { dir, case, sets, clerk, json } => {
+        CaseCommand::Edit {
+            dir,
+            case,
+            sets,
+            clerk,
+            json,
+        } => {
             let sets = key_values(&sets, "--set")?;
             let mut store = Store::open(&dir.dir)?;
             let view = store.case_edit(&case, &clerk.clerk, &sets)?;
-            if json { print_json(&view) } else { print_case(&view) }
+            if json {
+                print_json(&view)
+            } else {
+                print_case(&view)
+            }
         }
-        CaseCommand::Resolve { dir, case, field, pick, value, event, clerk, json } => {
+        CaseCommand::Resolve {
+            dir,
+            case,
+            field,
+            pick,
+            value,
+            event,
+            clerk,
+            json,
+        } => {
             let mut store = Store::open(&dir.dir)?;
             let view = match (field, event) {
                 (Some(path), None) => {
@@ -257,12 +331,19 @@ pub fn run(command: CaseCommand) -> Result<()> {
                                 .field_conflicts
                                 .iter()
                                 .find(|c| c.path == path)
-                                .ok_or_else(|| anyhow!("field {path:?} has no conflict to resolve"))?;
+                                .ok_or_else(|| {
+                                    anyhow!("field {path:?} has no conflict to resolve")
+                                })?;
                             conflict
                                 .values
                                 .get(n.wrapping_sub(1))
                                 .map(|v| v.value.clone())
-                                .ok_or_else(|| anyhow!("--pick must be between 1 and {}", conflict.values.len()))?
+                                .ok_or_else(|| {
+                                    anyhow!(
+                                        "--pick must be between 1 and {}",
+                                        conflict.values.len()
+                                    )
+                                })?
                         }
                         (None, Some(v)) => v,
                         _ => bail!("give --pick N or --value V"),
@@ -272,9 +353,18 @@ pub fn run(command: CaseCommand) -> Result<()> {
                 (None, Some(event)) => store.case_acknowledge(&case, &clerk.clerk, &event)?,
                 _ => bail!("give --field PATH (with --pick or --value) or --event ID"),
             };
-            if json { print_json(&view) } else { print_case(&view) }
+            if json {
+                print_json(&view)
+            } else {
+                print_case(&view)
+            }
         }
-        CaseCommand::Note { dir, case, text, clerk } => {
+        CaseCommand::Note {
+            dir,
+            case,
+            text,
+            clerk,
+        } => {
             let mut store = Store::open(&dir.dir)?;
             store.case_note(&case, &clerk.clerk, &text)?;
             crate::outln!("note added");
@@ -314,7 +404,12 @@ fn new(args: NewArgs) -> Result<()> {
             "case": created.case,
         }));
     }
-    crate::outln!("registered {} ({}) — {}", created.case_no, created.case.item_name, created.case.status_label);
+    crate::outln!(
+        "registered {} ({}) — {}",
+        created.case_no,
+        created.case.item_name,
+        created.case.status_label
+    );
     Ok(())
 }
 
@@ -326,7 +421,10 @@ fn import(dir: &DirArg, clerk: &str) -> Result<()> {
     let mut reader = stdin.lock();
     for number in 1.. {
         line.clear();
-        let read = reader.by_ref().take(IMPORT_LINE_MAX_BYTES as u64 + 1).read_line(&mut line)?;
+        let read = reader
+            .by_ref()
+            .take(IMPORT_LINE_MAX_BYTES as u64 + 1)
+            .read_line(&mut line)?;
         if read == 0 {
             break;
         }
@@ -336,19 +434,33 @@ fn import(dir: &DirArg, clerk: &str) -> Result<()> {
         if line.trim().is_empty() {
             continue;
         }
-        let rec: ImportLine = serde_json::from_str(&line).with_context(|| format!("line {number} is not a case record"))?;
+        let rec: ImportLine = serde_json::from_str(&line)
+            .with_context(|| format!("line {number} is not a case record"))?;
         let req = CreateCase {
             item: rec.item,
-            applicant_kind: applicant_kind(rec.applicant_kind.as_deref().unwrap_or("natural_person"))?,
-            applicant: Party { name: rec.applicant_name, id_no: rec.applicant_id, phone: rec.applicant_phone, address: String::new() },
+            applicant_kind: applicant_kind(
+                rec.applicant_kind.as_deref().unwrap_or("natural_person"),
+            )?,
+            applicant: Party {
+                name: rec.applicant_name,
+                id_no: rec.applicant_id,
+                phone: rec.applicant_phone,
+                address: String::new(),
+            },
             agent: None,
             materials_received: rec.materials,
             delivery_method: None,
             clerk: clerk.to_owned(),
         };
-        let created = store.create_case(&req).with_context(|| format!("line {number}"))?;
+        let created = store
+            .create_case(&req)
+            .with_context(|| format!("line {number}"))?;
         // Printed only after the commit returned: a printed line is a durable case.
-        writeln!(stdout, "{}", serde_json::json!({ "line": number, "case_no": created.case_no, "doc_id": created.doc_id }))?;
+        writeln!(
+            stdout,
+            "{}",
+            serde_json::json!({ "line": number, "case_no": created.case_no, "doc_id": created.doc_id })
+        )?;
         stdout.flush()?;
     }
     Ok(())
@@ -357,16 +469,42 @@ fn import(dir: &DirArg, clerk: &str) -> Result<()> {
 fn print_case(v: &CaseView) -> Result<()> {
     crate::outln!("办件 {}  {}  [{}]", v.case_no, v.item_name, v.status_label);
     crate::outln!("事项编码 {}  部门 {}", v.item_code, v.department);
-    crate::outln!("中心 {} (受理 {})  指派 {}", v.current_center, v.home_center, if v.assigned_staff.is_empty() { "-" } else { &v.assigned_staff });
-    crate::outln!("申请人 {}  证件 {}  电话 {}", v.applicant.name, v.applicant.id_no, v.applicant.phone);
+    crate::outln!(
+        "中心 {} (受理 {})  指派 {}",
+        v.current_center,
+        v.home_center,
+        if v.assigned_staff.is_empty() {
+            "-"
+        } else {
+            &v.assigned_staff
+        }
+    );
+    crate::outln!(
+        "申请人 {}  证件 {}  电话 {}",
+        v.applicant.name,
+        v.applicant.id_no,
+        v.applicant.phone
+    );
     if let Some(a) = &v.agent {
         crate::outln!("代办人 {}  证件 {}  电话 {}", a.name, a.id_no, a.phone);
     }
-    crate::outln!("送达 {} {} {}", v.delivery.method, v.delivery.address, v.delivery.tracking_no);
+    crate::outln!(
+        "送达 {} {} {}",
+        v.delivery.method,
+        v.delivery.address,
+        v.delivery.tracking_no
+    );
     let mats: Vec<Vec<String>> = v
         .materials
         .iter()
-        .map(|m| vec![m.code.clone(), m.name.clone(), if m.required { "必需" } else { "" }.into(), if m.received { "已收" } else { "未收" }.into()])
+        .map(|m| {
+            vec![
+                m.code.clone(),
+                m.name.clone(),
+                if m.required { "必需" } else { "" }.into(),
+                if m.received { "已收" } else { "未收" }.into(),
+            ]
+        })
         .collect();
     if !mats.is_empty() {
         crate::out!("{}", table::render(&["材料", "名称", "", "状态"], &mats));
@@ -378,23 +516,48 @@ fn print_case(v: &CaseView) -> Result<()> {
             let conflict = v.event_conflicts.iter().any(|c| c.event_id == e.id);
             vec![
                 e.id.clone(),
-                e.kind.parse::<EventKind>().map(|k| k.label_zh().to_owned()).unwrap_or(e.kind.clone()),
+                e.kind
+                    .parse::<EventKind>()
+                    .map(|k| k.label_zh().to_owned())
+                    .unwrap_or(e.kind.clone()),
                 crate::store::cases_fmt_time(e.wall_ms),
                 e.clerk.clone(),
                 e.node.clone(),
-                if conflict { "⚠ 冲突".into() } else { String::new() },
+                if conflict {
+                    "⚠ 冲突".into()
+                } else {
+                    String::new()
+                },
                 e.note.clone(),
             ]
         })
         .collect();
-    crate::out!("{}", table::render(&["事件", "类型", "时间", "经办人", "节点", "", "备注"], &evs));
+    crate::out!(
+        "{}",
+        table::render(
+            &["事件", "类型", "时间", "经办人", "节点", "", "备注"],
+            &evs
+        )
+    );
     for c in &v.event_conflicts {
-        crate::outln!("⚠ 事件冲突: {} ({}) 在 {} 状态下不合法 — `case resolve --event {}`", c.event_id, c.kind, c.status_at.map(|s| s.as_str()).unwrap_or("-"), c.event_id);
+        crate::outln!(
+            "⚠ 事件冲突: {} ({}) 在 {} 状态下不合法 — `case resolve --event {}`",
+            c.event_id,
+            c.kind,
+            c.status_at.map(|s| s.as_str()).unwrap_or("-"),
+            c.event_id
+        );
     }
     for c in &v.field_conflicts {
         crate::outln!("⚠ 字段冲突: {}", c.path);
         for (i, val) in c.values.iter().enumerate() {
-            crate::outln!("    {}. {:?}  (节点 {} 经办人 {})", i + 1, val.value, val.node, val.clerk);
+            crate::outln!(
+                "    {}. {:?}  (节点 {} 经办人 {})",
+                i + 1,
+                val.value,
+                val.node,
+                val.clerk
+            );
         }
     }
     let next: Vec<&str> = v.next_steps.iter().map(|k| k.as_str()).collect();

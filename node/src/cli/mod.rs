@@ -13,7 +13,11 @@ use yichuang_shared::ids::{NodeId, Role};
 use crate::store::{self, NodeSettings, Store};
 
 #[derive(Debug, Parser)]
-#[command(name = "yichuang", version, about = "Yichuang (一窗): the offline-first case node for street public-service centers")]
+#[command(
+    name = "yichuang",
+    version,
+    about = "Yichuang (一窗): the offline-first case node for street public-service centers"
+)]
 pub struct Cli {
     /// Log as JSON lines instead of human text.
     #[arg(long, global = true)]
@@ -116,7 +120,9 @@ const DEFAULT_HUB_LISTEN: std::net::SocketAddr =
 pub fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Init(args) => init(args),
-        Command::Catalog { command: CatalogCommand::List { dir, search, json } } => catalog_list(&dir, search, json),
+        Command::Catalog {
+            command: CatalogCommand::List { dir, search, json },
+        } => catalog_list(&dir, search, json),
         Command::Case { command } => case::run(command),
         Command::Info { dir, json } => info(&dir, json),
         Command::Demo(args) => crate::demo::run(args),
@@ -140,12 +146,17 @@ fn init(args: InitArgs) -> Result<()> {
         (Role::Hub, None) => district.hub.code.clone(),
         (Role::Hub, Some(c)) => c,
         (_, Some(c)) => c,
-        (role, None) => bail!("a {role} node needs --center CODE (one of {})", centers(&district)),
+        (role, None) => bail!(
+            "a {role} node needs --center CODE (one of {})",
+            centers(&district)
+        ),
     };
     if args.role == Role::Laptop && args.staff.as_deref().is_none_or(str::is_empty) {
         bail!("a laptop node needs --staff ID: the field staff member whose cases it carries");
     }
-    let name = args.node.unwrap_or_else(|| format!("{}-{}", args.role, center));
+    let name = args
+        .node
+        .unwrap_or_else(|| format!("{}-{}", args.role, center));
     let settings = NodeSettings {
         node_id: NodeId(store::random_bytes()),
         name,
@@ -156,7 +167,9 @@ fn init(args: InitArgs) -> Result<()> {
         created_ms: store::now_ms(),
     };
     let mut store = Store::init(&args.dir.dir, settings).map_err(|e| match e {
-        store::StoreError::UnknownCenter(..) => anyhow::anyhow!("{e}; known centers: {}", centers(&district)),
+        store::StoreError::UnknownCenter(..) => {
+            anyhow::anyhow!("{e}; known centers: {}", centers(&district))
+        }
         other => other.into(),
     })?;
     match args.role {
@@ -171,13 +184,26 @@ fn init(args: InitArgs) -> Result<()> {
         print_json(store.settings())?;
     } else {
         let s = store.settings();
-        crate::outln!("initialised {} node {:?} ({}) for district {} center {} in {}", s.role, s.name, s.node_id, s.district, s.center, args.dir.dir.display());
+        crate::outln!(
+            "initialised {} node {:?} ({}) for district {} center {} in {}",
+            s.role,
+            s.name,
+            s.node_id,
+            s.district,
+            s.center,
+            args.dir.dir.display()
+        );
     }
     Ok(())
 }
 
 fn centers(district: &yichuang_shared::catalog::District) -> String {
-    district.centers.iter().map(|c| format!("{} {}", c.code, c.name)).collect::<Vec<_>>().join(", ")
+    district
+        .centers
+        .iter()
+        .map(|c| format!("{} {}", c.code, c.name))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 fn catalog_list(dir: &DirArg, search: Option<String>, json: bool) -> Result<()> {
@@ -185,7 +211,11 @@ fn catalog_list(dir: &DirArg, search: Option<String>, json: bool) -> Result<()> 
     let items: Vec<_> = store
         .catalog()?
         .values()
-        .filter(|i| search.as_deref().is_none_or(|s| i.code.contains(s) || i.name.contains(s)))
+        .filter(|i| {
+            search
+                .as_deref()
+                .is_none_or(|s| i.code.contains(s) || i.name.contains(s))
+        })
         .cloned()
         .collect();
     if json {
@@ -198,13 +228,34 @@ fn catalog_list(dir: &DirArg, search: Option<String>, json: bool) -> Result<()> 
                 i.code.clone(),
                 i.name.clone(),
                 i.department.clone(),
-                format!("{}{}", i.promised_limit.value, i.promised_limit.unit.label_zh()),
-                format!("{}{}", i.statutory_limit.value, i.statutory_limit.unit.label_zh()),
+                format!(
+                    "{}{}",
+                    i.promised_limit.value,
+                    i.promised_limit.unit.label_zh()
+                ),
+                format!(
+                    "{}{}",
+                    i.statutory_limit.value,
+                    i.statutory_limit.unit.label_zh()
+                ),
                 i.visits.to_string(),
             ]
         })
         .collect();
-    crate::out!("{}", table::render(&["编码 code", "事项 item", "部门 department", "承诺 promised", "法定 statutory", "跑动 visits"], &rows));
+    crate::out!(
+        "{}",
+        table::render(
+            &[
+                "编码 code",
+                "事项 item",
+                "部门 department",
+                "承诺 promised",
+                "法定 statutory",
+                "跑动 visits"
+            ],
+            &rows
+        )
+    );
     crate::outln!("{} items", items.len());
     Ok(())
 }
@@ -214,9 +265,19 @@ fn info(dir: &DirArg, json: bool) -> Result<()> {
     let s = store.settings().clone();
     let cases = store.case_count()?;
     if json {
-        return print_json(&serde_json::json!({ "node": s, "cases": cases, "feed_epoch": store.feed_epoch()? }));
+        return print_json(
+            &serde_json::json!({ "node": s, "cases": cases, "feed_epoch": store.feed_epoch()? }),
+        );
     }
-    crate::outln!("node {} ({}), role {}, district {}, center {}, {} cases", s.name, s.node_id, s.role, s.district, s.center, cases);
+    crate::outln!(
+        "node {} ({}), role {}, district {}, center {}, {} cases",
+        s.name,
+        s.node_id,
+        s.role,
+        s.district,
+        s.center,
+        cases
+    );
     Ok(())
 }
 

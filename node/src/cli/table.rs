@@ -3,8 +3,14 @@
 /// Columns a character takes in a terminal: CJK ideographs and full-width forms take two.
 fn char_width(c: char) -> usize {
     match c as u32 {
-        0x1100..=0x115F | 0x2E80..=0xA4CF | 0xAC00..=0xD7A3 | 0xF900..=0xFAFF | 0xFE30..=0xFE4F | 0xFF00..=0xFF60
-        | 0xFFE0..=0xFFE6 | 0x20000..=0x3FFFD => 2,
+        0x1100..=0x115F
+        | 0x2E80..=0xA4CF
+        | 0xAC00..=0xD7A3
+        | 0xF900..=0xFAFF
+        | 0xFE30..=0xFE4F
+        | 0xFF00..=0xFF60
+        | 0xFFE0..=0xFFE6
+        | 0x20000..=0x3FFFD => 2,
         _ => 1,
     }
 }
@@ -48,7 +54,13 @@ mod tests {
 
     #[test]
     fn aligns_wide_characters() {
-        let out = render(&["a", "b"], &[vec!["办件".into(), "x".into()], vec!["abc".into(), "y".into()]]);
+        let out = render(
+            &["a", "b"],
+            &[
+                vec!["办件".into(), "x".into()],
+                vec!["abc".into(), "y".into()],
+            ],
+        );
         let lines: Vec<&str> = out.lines().collect();
         // "办件" is 4 columns wide, so column b starts at column 6 on every line.
         assert_eq!(lines[0], "a     b");

@@ -10,6 +10,5 @@ pub mod frame;
 pub mod peer;
 pub mod protocol;
 pub mod relay;
-pub mod store_actor;
 pub mod tls;
 pub mod transport;

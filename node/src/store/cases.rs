@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use automerge::AutoCommit;
-use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
+use rusqlite::{Connection, OptionalExtension, params};
 use serde::Serialize;
 use yichuang_shared::case::{
     ApplicantKind, CaseDoc, CaseView, EventKind, MaterialSpec, NewCase, NewEvent, Party, Stamp,
@@ -14,7 +14,7 @@ use yichuang_shared::ids::{DocId, case_number};
 use yichuang_shared::validate;
 
 use super::docs::{fresh_doc, write_changes};
-use super::{Store, StoreError, now_ms, random_bytes};
+use super::{Store, StoreError, Tx, now_ms, random_bytes};
 
 /// Most rows one list call returns; a page, not a dump.
 pub const LIST_LIMIT_MAX: usize = 1_000;
@@ -73,12 +73,18 @@ pub struct CaseFilter {
 pub fn china_day(ms: i64) -> String {
     let days = (ms + CHINA_OFFSET_MS).div_euclid(86_400_000);
     let date = time::Date::from_julian_day(2_440_588 + days as i32).unwrap_or(time::Date::MIN);
-    format!("{:04}{:02}{:02}", date.year(), u8::from(date.month()), date.day())
+    format!(
+        "{:04}{:02}{:02}",
+        date.year(),
+        u8::from(date.month()),
+        date.day()
+    )
 }
 
 fn next_hlc(conn: &Connection, now: i64) -> Result<Hlc, StoreError> {
-    let last: Option<String> =
-        conn.query_row("SELECT value FROM meta WHERE key = 'hlc'", [], |r| r.get(0)).optional()?;
+    let last: Option<String> = conn
+        .query_row("SELECT value FROM meta WHERE key = 'hlc'", [], |r| r.get(0))
+        .optional()?;
     let last = Hlc(last.and_then(|s| s.parse().ok()).unwrap_or(0));
     let next = Hlc::tick(last, now);
     conn.execute(
@@ -97,7 +103,12 @@ fn next_case_seq(conn: &Connection, day: &str) -> Result<u64, StoreError> {
     Ok(seq as u64)
 }
 
-pub(super) fn index_case(conn: &Connection, doc_id: &DocId, view: &CaseView, now: i64) -> Result<(), StoreError> {
+pub(super) fn index_case(
+    conn: &Connection,
+    doc_id: &DocId,
+    view: &CaseView,
+    now: i64,
+) -> Result<(), StoreError> {
     conn.execute(
         "INSERT INTO case_index (doc_id, case_no, item_code, item_name, department, home_center, current_center,
              assigned_staff, status, applicant_name, applicant_id_masked, created_ms, updated_ms, conflicts)
@@ -146,17 +157,23 @@ fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<CaseRow> {
 const ROW_COLUMNS: &str = "doc_id, case_no, status, item_code, item_name, department, home_center, current_center, \
      assigned_staff, applicant_name, applicant_id_masked, created_ms, updated_ms, conflicts";
 
-fn stamp(conn: &Connection, node: yichuang_shared::ids::NodeId, clerk: &str) -> Result<Stamp, StoreError> {
+fn stamp(
+    conn: &Connection,
+    node: yichuang_shared::ids::NodeId,
+    clerk: &str,
+) -> Result<Stamp, StoreError> {
     Ok(Stamp {
         node,
         clerk: clerk.to_owned(),
         hlc: next_hlc(conn, now_ms())?,
-        event_id: format!("e{}", yichuang_shared::ids::encode_hex(&random_bytes::<8>())),
+        event_id: format!(
+            "e{}",
+            yichuang_shared::ids::encode_hex(&random_bytes::<8>())
+        ),
     })
 }
 
 impl Store {
-
     /// Checks a request against the catalog and builds the case it describes.
     fn prepare_case(&mut self, req: &CreateCase) -> Result<NewCase, StoreError> {
         let item = {
@@ -169,10 +186,16 @@ impl Store {
         };
         for code in &req.materials_received {
             if !item.materials.iter().any(|m| &m.code == code) {
-                return Err(StoreError::Invalid(format!("item {} has no material {code:?}", item.code)));
+                return Err(StoreError::Invalid(format!(
+                    "item {} has no material {code:?}",
+                    item.code
+                )));
             }
         }
-        let delivery = req.delivery_method.clone().unwrap_or_else(|| "window".into());
+        let delivery = req
+            .delivery_method
+            .clone()
+            .unwrap_or_else(|| "window".into());
         if !item.delivery.contains(&delivery) {
             return Err(StoreError::Invalid(format!(
                 "item {} is not delivered by {delivery:?}; it offers {}",
@@ -219,20 +242,43 @@ impl Store {
         let stamp = stamp(conn, settings.node_id, clerk)?;
         let day = china_day(stamp.hlc.wall_ms());
         let seq = next_case_seq(conn, &day)?;
-        new.case_no = case_number(&settings.district, &settings.center, &day, &settings.case_tag(), seq);
+        new.case_no = case_number(
+            &settings.district,
+            &settings.center,
+            &day,
+            &settings.case_tag(),
+            seq,
+        );
         let mut case = CaseDoc::create(&new, actor.clone(), &stamp)?;
         let changes = case.automerge().get_changes(&[]);
-        let (last_seq, _) = write_changes(conn, &doc_id, "case", &changes, case.automerge(), None, stamp.hlc.wall_ms())?;
+        let (last_seq, _) = write_changes(
+            conn,
+            &doc_id,
+            "case",
+            &changes,
+            case.automerge(),
+            None,
+            stamp.hlc.wall_ms(),
+        )?;
         let view = case.view(false);
         index_case(conn, &doc_id, &view, stamp.hlc.wall_ms())?;
-        Ok((Created { doc_id, case_no: new.case_no, case: view }, case.into_automerge(), last_seq))
+        Ok((
+            Created {
+                doc_id,
+                case_no: new.case_no,
+                case: view,
+            },
+            case.into_automerge(),
+            last_seq,
+        ))
     }
 
     /// Registers a case. Returns only after the case is durable.
     pub fn create_case(&mut self, req: &CreateCase) -> Result<Created, StoreError> {
         let new = self.prepare_case(req)?;
-        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let (created, doc, last_seq) = Store::insert_case(&tx, &self.settings, &self.actor, new, &req.clerk)?;
+        let tx = Tx::begin(&self.conn, self.in_group)?;
+        let (created, doc, last_seq) =
+            Store::insert_case(&tx, &self.settings, &self.actor, new, &req.clerk)?;
         tx.commit()?;
         self.cache.put(created.doc_id.clone(), doc, last_seq);
         Ok(created)
@@ -240,12 +286,18 @@ impl Store {
 
     /// Registers many cases in one transaction (bulk loads and benchmarks); all or none.
     pub fn create_cases_batch(&mut self, reqs: &[CreateCase]) -> Result<Vec<String>, StoreError> {
-        let prepared: Vec<(NewCase, &str)> =
-            reqs.iter().map(|r| Ok((self.prepare_case(r)?, r.clerk.as_str()))).collect::<Result<_, StoreError>>()?;
-        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let prepared: Vec<(NewCase, &str)> = reqs
+            .iter()
+            .map(|r| Ok((self.prepare_case(r)?, r.clerk.as_str())))
+            .collect::<Result<_, StoreError>>()?;
+        let tx = Tx::begin(&self.conn, self.in_group)?;
         let mut numbers = Vec::with_capacity(prepared.len());
         for (new, clerk) in prepared {
-            numbers.push(Store::insert_case(&tx, &self.settings, &self.actor, new, clerk)?.0.case_no);
+            numbers.push(
+                Store::insert_case(&tx, &self.settings, &self.actor, new, clerk)?
+                    .0
+                    .case_no,
+            );
         }
         tx.commit()?;
         Ok(numbers)
@@ -255,10 +307,16 @@ impl Store {
     pub fn resolve_case(&self, key: &str) -> Result<DocId, StoreError> {
         let found: Option<String> = self
             .conn
-            .query_row("SELECT doc_id FROM case_index WHERE case_no = ?1 OR doc_id = ?1 LIMIT 1", [key], |r| r.get(0))
+            .query_row(
+                "SELECT doc_id FROM case_index WHERE case_no = ?1 OR doc_id = ?1 LIMIT 1",
+                [key],
+                |r| r.get(0),
+            )
             .optional()?;
         let found = found.ok_or_else(|| StoreError::UnknownCase(key.to_owned()))?;
-        found.parse().map_err(|_| StoreError::Corrupt(format!("document id {found:?}")))
+        found
+            .parse()
+            .map_err(|_| StoreError::Corrupt(format!("document id {found:?}")))
     }
 
     /// Runs one change on a case inside an immediate transaction. On any failure the
@@ -283,7 +341,7 @@ impl Store {
         clerk: &str,
         change: impl FnOnce(&mut CaseDoc, &Stamp) -> Result<(), yichuang_shared::case::CaseError>,
     ) -> Result<CaseView, StoreError> {
-        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let tx = Tx::begin(&self.conn, self.in_group)?;
         let stamp = stamp(&tx, self.settings.node_id, clerk)?;
         let doc = fresh_doc(&tx, &mut self.cache, doc_id)?;
         doc.set_actor(self.actor.clone());
@@ -295,7 +353,15 @@ impl Store {
         let view = case.view(false);
         *doc = case.into_automerge();
         outcome?;
-        let (last_seq, _) = write_changes(&tx, doc_id, "case", &changes, doc, None, stamp.hlc.wall_ms())?;
+        let (last_seq, _) = write_changes(
+            &tx,
+            doc_id,
+            "case",
+            &changes,
+            doc,
+            None,
+            stamp.hlc.wall_ms(),
+        )?;
         index_case(&tx, doc_id, &view, stamp.hlc.wall_ms())?;
         tx.commit()?;
         self.cache.set_last_seq(doc_id, last_seq);
@@ -311,12 +377,22 @@ impl Store {
         note: &str,
         data: BTreeMap<String, String>,
     ) -> Result<CaseView, StoreError> {
-        let ev = NewEvent { note: note.to_owned(), data };
-        self.modify_case(key, clerk, |case, stamp| case.append_event(kind, stamp, &ev))
+        let ev = NewEvent {
+            note: note.to_owned(),
+            data,
+        };
+        self.modify_case(key, clerk, |case, stamp| {
+            case.append_event(kind, stamp, &ev)
+        })
     }
 
     /// Sets fields, all or none.
-    pub fn case_edit(&mut self, key: &str, clerk: &str, sets: &[(String, String)]) -> Result<CaseView, StoreError> {
+    pub fn case_edit(
+        &mut self,
+        key: &str,
+        clerk: &str,
+        sets: &[(String, String)],
+    ) -> Result<CaseView, StoreError> {
         self.modify_case(key, clerk, |case, stamp| {
             for (path, value) in sets {
                 case.set_field(path, value, stamp)?;
@@ -325,21 +401,46 @@ impl Store {
         })
     }
 
-    pub fn case_resolve_field(&mut self, key: &str, clerk: &str, path: &str, value: &str) -> Result<CaseView, StoreError> {
-        self.modify_case(key, clerk, |case, stamp| case.resolve_field(path, value, stamp))
+    pub fn case_resolve_field(
+        &mut self,
+        key: &str,
+        clerk: &str,
+        path: &str,
+        value: &str,
+    ) -> Result<CaseView, StoreError> {
+        self.modify_case(key, clerk, |case, stamp| {
+            case.resolve_field(path, value, stamp)
+        })
     }
 
-    pub fn case_acknowledge(&mut self, key: &str, clerk: &str, event_id: &str) -> Result<CaseView, StoreError> {
-        self.modify_case(key, clerk, |case, stamp| case.acknowledge_event(event_id, stamp))
+    pub fn case_acknowledge(
+        &mut self,
+        key: &str,
+        clerk: &str,
+        event_id: &str,
+    ) -> Result<CaseView, StoreError> {
+        self.modify_case(key, clerk, |case, stamp| {
+            case.acknowledge_event(event_id, stamp)
+        })
     }
 
-    pub fn case_note(&mut self, key: &str, clerk: &str, text: &str) -> Result<CaseView, StoreError> {
+    pub fn case_note(
+        &mut self,
+        key: &str,
+        clerk: &str,
+        text: &str,
+    ) -> Result<CaseView, StoreError> {
         self.modify_case(key, clerk, |case, stamp| case.add_note(stamp, text))
     }
 
     /// A case's full view. A reveal of the ID number is recorded as an audit event
     /// in the case before the number is shown.
-    pub fn case_view(&mut self, key: &str, reveal: bool, clerk: &str) -> Result<CaseView, StoreError> {
+    pub fn case_view(
+        &mut self,
+        key: &str,
+        reveal: bool,
+        clerk: &str,
+    ) -> Result<CaseView, StoreError> {
         if reveal {
             self.modify_case(key, clerk, |case, stamp| {
                 case.append_audit(EventKind::IdRevealed, stamp, &NewEvent::default())
@@ -356,13 +457,19 @@ impl Store {
     pub fn list_cases(&mut self, filter: &CaseFilter) -> Result<Vec<CaseRow>, StoreError> {
         let limit = filter.limit.clamp(1, LIST_LIMIT_MAX) as i64;
         let status = filter.status.clone();
-        let rows = match filter.search.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
+        let rows = match filter
+            .search
+            .as_deref()
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+        {
             None => {
                 let sql = format!(
                     "SELECT {ROW_COLUMNS} FROM case_index WHERE (?1 IS NULL OR status = ?1) ORDER BY created_ms DESC LIMIT ?2"
                 );
                 let mut stmt = self.conn.prepare_cached(&sql)?;
-                stmt.query_map(params![status, limit], row)?.collect::<Result<Vec<_>, _>>()?
+                stmt.query_map(params![status, limit], row)?
+                    .collect::<Result<Vec<_>, _>>()?
             }
             Some(text) => {
                 let items: Vec<String> = self
@@ -371,7 +478,8 @@ impl Store {
                     .filter(|i| i.code == text || i.name.contains(text))
                     .map(|i| i.code.clone())
                     .collect();
-                let items_json = serde_json::to_string(&items).map_err(|e| StoreError::Invalid(e.to_string()))?;
+                let items_json = serde_json::to_string(&items)
+                    .map_err(|e| StoreError::Invalid(e.to_string()))?;
                 // Each branch is answered by its own index; a single OR would scan.
                 let sql = format!(
                     "SELECT {ROW_COLUMNS} FROM case_index WHERE doc_id IN (
@@ -382,14 +490,17 @@ impl Store {
                      ORDER BY created_ms DESC LIMIT ?4"
                 );
                 let mut stmt = self.conn.prepare_cached(&sql)?;
-                stmt.query_map(params![text, items_json, status, limit], row)?.collect::<Result<Vec<_>, _>>()?
+                stmt.query_map(params![text, items_json, status, limit], row)?
+                    .collect::<Result<Vec<_>, _>>()?
             }
         };
         Ok(rows)
     }
 
     pub fn case_count(&self) -> Result<i64, StoreError> {
-        Ok(self.conn.query_row("SELECT COUNT(*) FROM case_index", [], |r| r.get(0))?)
+        Ok(self
+            .conn
+            .query_row("SELECT COUNT(*) FROM case_index", [], |r| r.get(0))?)
     }
 }
 
@@ -397,7 +508,14 @@ impl Store {
 pub fn fmt_time(ms: i64) -> String {
     let secs = (ms + CHINA_OFFSET_MS).div_euclid(1000);
     match time::OffsetDateTime::from_unix_timestamp(secs) {
-        Ok(t) => format!("{:04}-{:02}-{:02} {:02}:{:02}", t.year(), u8::from(t.month()), t.day(), t.hour(), t.minute()),
+        Ok(t) => format!(
+            "{:04}-{:02}-{:02} {:02}:{:02}",
+            t.year(),
+            u8::from(t.month()),
+            t.day(),
+            t.hour(),
+            t.minute()
+        ),
         Err(_) => "-".into(),
     }
 }

@@ -31,6 +31,9 @@ pub fn encode_heads(heads: &[ChangeHash]) -> Vec<u8> {
     sorted.iter().flat_map(|h| h.0).collect()
 }
 
+/// A stored change as (hash, bytes).
+pub type RawChange = (Vec<u8>, Vec<u8>);
+
 struct Entry {
     doc: AutoCommit,
     last_seq: i64,
@@ -46,7 +49,11 @@ pub struct DocCache {
 
 impl DocCache {
     pub fn new(max: usize) -> DocCache {
-        DocCache { max: max.max(1), entries: HashMap::new(), clock: 0 }
+        DocCache {
+            max: max.max(1),
+            entries: HashMap::new(),
+            clock: 0,
+        }
     }
 
     pub fn len(&self) -> usize {
@@ -57,6 +64,10 @@ impl DocCache {
         self.entries.is_empty()
     }
 
+    pub fn clear(&mut self) {
+        self.entries.clear();
+    }
+
     pub fn evict(&mut self, id: &DocId) {
         self.entries.remove(id);
     }
@@ -65,12 +76,24 @@ impl DocCache {
         if self.entries.len() >= self.max && !self.entries.contains_key(&id) {
             // O(n) over a few hundred entries is cheaper than keeping an ordered list
             // in step on every hit.
-            if let Some(oldest) = self.entries.iter().min_by_key(|(_, e)| e.used).map(|(k, _)| k.clone()) {
+            if let Some(oldest) = self
+                .entries
+                .iter()
+                .min_by_key(|(_, e)| e.used)
+                .map(|(k, _)| k.clone())
+            {
                 self.entries.remove(&oldest);
             }
         }
         self.clock += 1;
-        self.entries.insert(id, Entry { doc, last_seq, used: self.clock });
+        self.entries.insert(
+            id,
+            Entry {
+                doc,
+                last_seq,
+                used: self.clock,
+            },
+        );
     }
 
     pub fn set_last_seq(&mut self, id: &DocId, last_seq: i64) {
@@ -86,11 +109,17 @@ impl DocCache {
 
 /// The document as the database holds it now: from the cache when it is current,
 /// else brought up to date from the changes other processes added, else loaded.
-pub fn fresh_doc<'c>(conn: &Connection, cache: &'c mut DocCache, id: &DocId) -> Result<&'c mut AutoCommit, StoreError> {
+pub fn fresh_doc<'c>(
+    conn: &Connection,
+    cache: &'c mut DocCache,
+    id: &DocId,
+) -> Result<&'c mut AutoCommit, StoreError> {
     let row: Option<(i64, i64)> = conn
-        .query_row("SELECT last_seq, snapshot_seq FROM docs WHERE doc_id = ?1", [id.as_str()], |r| {
-            Ok((r.get(0)?, r.get(1)?))
-        })
+        .query_row(
+            "SELECT last_seq, snapshot_seq FROM docs WHERE doc_id = ?1",
+            [id.as_str()],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
         .optional()?;
     let Some((last_seq, snapshot_seq)) = row else {
         return Err(StoreError::UnknownCase(id.to_string()));
@@ -120,27 +149,42 @@ pub fn fresh_doc<'c>(conn: &Connection, cache: &'c mut DocCache, id: &DocId) -> 
 }
 
 fn read_changes(conn: &Connection, id: &DocId, after_seq: i64) -> Result<Vec<Change>, StoreError> {
-    let mut stmt = conn.prepare_cached("SELECT bytes, hash FROM changes WHERE doc_id = ?1 AND seq > ?2 ORDER BY seq")?;
-    let rows = stmt.query_map(params![id.as_str(), after_seq], |r| Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, Vec<u8>>(1)?)))?;
+    let mut stmt = conn.prepare_cached(
+        "SELECT bytes, hash FROM changes WHERE doc_id = ?1 AND seq > ?2 ORDER BY seq",
+    )?;
+    let rows = stmt.query_map(params![id.as_str(), after_seq], |r| {
+        Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, Vec<u8>>(1)?))
+    })?;
     let mut out = Vec::new();
     for row in rows {
         let (bytes, hash) = row?;
-        let change = Change::from_bytes(bytes).map_err(|e| StoreError::Corrupt(format!("change of {id}: {e}")))?;
+        let change = Change::from_bytes(bytes)
+            .map_err(|e| StoreError::Corrupt(format!("change of {id}: {e}")))?;
         // Checked on the way in and again on the way out: a stored change must still
         // hash to the key it was filed under.
         if change.hash().0.as_slice() != hash.as_slice() {
-            return Err(StoreError::Corrupt(format!("change of {id} does not match its hash")));
+            return Err(StoreError::Corrupt(format!(
+                "change of {id} does not match its hash"
+            )));
         }
         out.push(change);
     }
     Ok(out)
 }
 
-fn load_from_disk(conn: &Connection, id: &DocId, snapshot_seq: i64) -> Result<AutoCommit, StoreError> {
-    let snapshot: Option<Vec<u8>> =
-        conn.query_row("SELECT snapshot FROM docs WHERE doc_id = ?1", [id.as_str()], |r| r.get(0))?;
+fn load_from_disk(
+    conn: &Connection,
+    id: &DocId,
+    snapshot_seq: i64,
+) -> Result<AutoCommit, StoreError> {
+    let snapshot: Option<Vec<u8>> = conn.query_row(
+        "SELECT snapshot FROM docs WHERE doc_id = ?1",
+        [id.as_str()],
+        |r| r.get(0),
+    )?;
     let mut doc = match snapshot {
-        Some(bytes) => AutoCommit::load(&bytes).map_err(|e| StoreError::Corrupt(format!("snapshot of {id}: {e}")))?,
+        Some(bytes) => AutoCommit::load(&bytes)
+            .map_err(|e| StoreError::Corrupt(format!("snapshot of {id}: {e}")))?,
         None => AutoCommit::new(),
     };
     let after = if doc.is_empty() { 0 } else { snapshot_seq };
@@ -176,11 +220,18 @@ pub fn write_changes(
             ])?;
         }
     }
-    let last_seq: i64 =
-        conn.query_row("SELECT COALESCE(MAX(seq), 0) FROM changes WHERE doc_id = ?1", [id.as_str()], |r| r.get(0))?;
+    let last_seq: i64 = conn.query_row(
+        "SELECT COALESCE(MAX(seq), 0) FROM changes WHERE doc_id = ?1",
+        [id.as_str()],
+        |r| r.get(0),
+    )?;
     let heads = encode_heads(&doc.get_heads());
     let tail: Option<i64> = conn
-        .query_row("SELECT tail FROM docs WHERE doc_id = ?1", [id.as_str()], |r| r.get(0))
+        .query_row(
+            "SELECT tail FROM docs WHERE doc_id = ?1",
+            [id.as_str()],
+            |r| r.get(0),
+        )
         .optional()?;
     let tail = tail.unwrap_or(0) + inserted as i64;
     if tail >= COMPACT_TAIL_CHANGES {
@@ -207,20 +258,27 @@ impl super::Store {
     }
 
     /// Every stored change of a document, byte for byte, with its stored hash.
-    pub fn raw_changes(&self, id: &DocId) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError> {
-        let mut stmt = self.conn.prepare("SELECT hash, bytes FROM changes WHERE doc_id = ?1 ORDER BY seq")?;
+    pub fn raw_changes(&self, id: &DocId) -> Result<Vec<RawChange>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT hash, bytes FROM changes WHERE doc_id = ?1 ORDER BY seq")?;
         let rows = stmt.query_map([id.as_str()], |r| Ok((r.get(0)?, r.get(1)?)))?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
     /// Every document id on this node.
     pub fn doc_ids(&self) -> Result<Vec<DocId>, StoreError> {
-        let mut stmt = self.conn.prepare("SELECT doc_id FROM docs ORDER BY doc_id")?;
+        let mut stmt = self
+            .conn
+            .prepare("SELECT doc_id FROM docs ORDER BY doc_id")?;
         let rows = stmt.query_map([], |r| r.get::<_, String>(0))?;
         let mut out = Vec::new();
         for r in rows {
             let s = r?;
-            out.push(s.parse().map_err(|_| StoreError::Corrupt(format!("document id {s:?}")))?);
+            out.push(
+                s.parse()
+                    .map_err(|_| StoreError::Corrupt(format!("document id {s:?}")))?,
+            );
         }
         Ok(out)
     }

@@ -6,11 +6,12 @@ use std::collections::{BTreeMap, HashSet};
 
 use automerge::transaction::Transactable;
 use automerge::{ObjType, ReadDoc, ROOT, Value};
-use rusqlite::{OptionalExtension, TransactionBehavior};
+use rusqlite::OptionalExtension;
 use serde::{Deserialize, Serialize};
 use yichuang_shared::ids::{NodeId, RefDoc, Role};
 
 use super::docs::{fresh_doc, kind_of, write_changes};
+use super::tx::Tx;
 use super::{Store, StoreError, now_ms};
 
 /// An enrolled node, as the hub recorded it when it issued the node's certificate.
@@ -107,7 +108,7 @@ impl Store {
         }
         let doc_id = RefDoc::Nodes.doc_id();
         let result = (|| {
-            let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let tx = Tx::begin(&self.conn, self.in_group)?;
             let doc = fresh_doc(&tx, &mut self.cache, &doc_id)?;
             doc.set_actor(self.actor.clone());
             let before = doc.get_heads();

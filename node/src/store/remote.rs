@@ -2,13 +2,13 @@
 //! indexed; changes whose dependencies are missing wait in `pending`, never dropped.
 
 use automerge::{AutoCommit, Change};
-use rusqlite::{Connection, TransactionBehavior, params};
+use rusqlite::{Connection, params};
 use yichuang_shared::case::CaseDoc;
 use yichuang_shared::ids::DocId;
 
 use super::cases::index_case;
 use super::docs::{fresh_doc, kind_of_doc, write_changes};
-use super::{Store, StoreError, now_ms};
+use super::{Store, StoreError, Tx, now_ms};
 
 /// What became of a batch of remote changes.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -22,13 +22,22 @@ pub struct Applied {
 }
 
 fn doc_exists(conn: &Connection, id: &DocId) -> Result<bool, StoreError> {
-    Ok(conn.query_row("SELECT EXISTS (SELECT 1 FROM docs WHERE doc_id = ?1)", [id.as_str()], |r| r.get(0))?)
+    Ok(conn.query_row(
+        "SELECT EXISTS (SELECT 1 FROM docs WHERE doc_id = ?1)",
+        [id.as_str()],
+        |r| r.get(0),
+    )?)
 }
 
 impl Store {
     /// Applies changes of one document received from `from_peer`, in one transaction.
     /// Whatever was waiting in `pending` for this document is retried with them.
-    pub fn apply_remote(&mut self, doc_id: &DocId, changes: Vec<Change>, from_peer: Option<&str>) -> Result<Applied, StoreError> {
+    pub fn apply_remote(
+        &mut self,
+        doc_id: &DocId,
+        changes: Vec<Change>,
+        from_peer: Option<&str>,
+    ) -> Result<Applied, StoreError> {
         let result = self.apply_remote_inner(doc_id, changes, from_peer);
         if result.is_err() {
             self.cache.evict(doc_id);
@@ -36,15 +45,23 @@ impl Store {
         result
     }
 
-    fn apply_remote_inner(&mut self, doc_id: &DocId, changes: Vec<Change>, from_peer: Option<&str>) -> Result<Applied, StoreError> {
+    fn apply_remote_inner(
+        &mut self,
+        doc_id: &DocId,
+        changes: Vec<Change>,
+        from_peer: Option<&str>,
+    ) -> Result<Applied, StoreError> {
         let now = now_ms();
-        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let tx = Tx::begin(&self.conn, self.in_group)?;
         let mut waiting: Vec<Change> = {
             let mut stmt = tx.prepare_cached("SELECT bytes FROM pending WHERE doc_id = ?1")?;
             let rows = stmt.query_map([doc_id.as_str()], |r| r.get::<_, Vec<u8>>(0))?;
             let mut out = Vec::new();
             for bytes in rows {
-                out.push(Change::from_bytes(bytes?).map_err(|e| StoreError::Corrupt(format!("pending change: {e}")))?);
+                out.push(
+                    Change::from_bytes(bytes?)
+                        .map_err(|e| StoreError::Corrupt(format!("pending change: {e}")))?,
+                );
             }
             out
         };
@@ -93,7 +110,15 @@ impl Store {
             // A new case must be a case document before it is filed as one.
             CaseDoc::from_automerge(doc.clone())?;
         }
-        let (last_seq, _) = write_changes(&tx, doc_id, kind_of_doc(doc_id), &stored, doc, from_peer, now)?;
+        let (last_seq, _) = write_changes(
+            &tx,
+            doc_id,
+            kind_of_doc(doc_id),
+            &stored,
+            doc,
+            from_peer,
+            now,
+        )?;
         if doc_id.is_case() {
             let mut case = CaseDoc::from_automerge(doc.clone())?;
             index_case(&tx, doc_id, &case.view(false), now)?;
@@ -109,11 +134,17 @@ impl Store {
 
     /// Changes waiting for dependencies, across all documents.
     pub fn pending_count(&self) -> Result<i64, StoreError> {
-        Ok(self.conn.query_row("SELECT COUNT(*) FROM pending", [], |r| r.get(0))?)
+        Ok(self
+            .conn
+            .query_row("SELECT COUNT(*) FROM pending", [], |r| r.get(0))?)
     }
 
     /// The changes of a document this node holds that `have` does not (by heads).
-    pub fn changes_since(&mut self, doc_id: &DocId, have: &[automerge::ChangeHash]) -> Result<Vec<Change>, StoreError> {
+    pub fn changes_since(
+        &mut self,
+        doc_id: &DocId,
+        have: &[automerge::ChangeHash],
+    ) -> Result<Vec<Change>, StoreError> {
         let doc = fresh_doc(&self.conn, &mut self.cache, doc_id)?;
         Ok(doc.get_changes(have))
     }

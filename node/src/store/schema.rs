@@ -93,7 +93,10 @@ pub fn version(conn: &Connection) -> Result<u32, StoreError> {
 pub fn upgrade(conn: &mut Connection) -> Result<(), StoreError> {
     let found = version(conn)?;
     if found > SCHEMA_VERSION {
-        return Err(StoreError::NewerSchema { found, supported: SCHEMA_VERSION });
+        return Err(StoreError::NewerSchema {
+            found,
+            supported: SCHEMA_VERSION,
+        });
     }
     for (i, sql) in MIGRATIONS.iter().enumerate().skip(found as usize) {
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;

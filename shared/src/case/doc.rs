@@ -9,7 +9,10 @@
 use std::collections::BTreeMap;
 
 use automerge::transaction::{CommitOptions, Transactable};
-use automerge::{ActorId, AutoCommit, AutomergeError, Change, ChangeHash, ObjId, ObjType, ReadDoc, ScalarValue, Value, ROOT};
+use automerge::{
+    ActorId, AutoCommit, AutomergeError, Change, ChangeHash, ObjId, ObjType, ROOT, ReadDoc,
+    ScalarValue, Value,
+};
 use serde::Serialize;
 
 use super::status::{self, EventConflict, EventKind, EventOrder, FoldEvent, Status, Transition};
@@ -27,7 +30,11 @@ pub const EVENTS_MAX: usize = 10_000;
 #[derive(Debug, thiserror::Error)]
 pub enum CaseError {
     #[error("{kind} is not allowed while the case is {status}; legal next steps: {legal}")]
-    IllegalTransition { kind: EventKind, status: String, legal: String },
+    IllegalTransition {
+        kind: EventKind,
+        status: String,
+        legal: String,
+    },
     #[error("unknown field {0:?}; editable fields: {fields}", fields = EDITABLE_FIELDS.join(", "))]
     UnknownField(String),
     #[error("invalid value for {field}: {reason}")]
@@ -183,7 +190,10 @@ fn text_check(field: &str, value: &str) -> Result<(), CaseError> {
         });
     }
     if value.chars().any(|c| c.is_control() && c != '\n') {
-        return Err(CaseError::InvalidValue { field: field.to_owned(), reason: "contains control characters".into() });
+        return Err(CaseError::InvalidValue {
+            field: field.to_owned(),
+            reason: "contains control characters".into(),
+        });
     }
     Ok(())
 }
@@ -199,7 +209,10 @@ impl NewCase {
     /// Checks what a clerk entered before anything is written.
     pub fn validate(&self) -> Result<(), CaseError> {
         if self.applicant.name.trim().is_empty() {
-            return Err(CaseError::InvalidValue { field: "applicant.name".into(), reason: "must not be empty".into() });
+            return Err(CaseError::InvalidValue {
+                field: "applicant.name".into(),
+                reason: "must not be empty".into(),
+            });
         }
         for (field, value) in [
             ("applicant.name", &self.applicant.name),
@@ -231,10 +244,17 @@ impl NewCase {
 fn commit_options(stamp: &Stamp) -> CommitOptions {
     // The clerk id rides in the change message so a conflict can say who wrote each value;
     // the time is the stamp's, never the library's own clock read.
-    CommitOptions::default().with_message(stamp.clerk.clone()).with_time(stamp.hlc.wall_ms())
+    CommitOptions::default()
+        .with_message(stamp.clerk.clone())
+        .with_time(stamp.hlc.wall_ms())
 }
 
-fn put_party(doc: &mut AutoCommit, obj: &ObjId, party: &Party, kind: Option<ApplicantKind>) -> Result<(), AutomergeError> {
+fn put_party(
+    doc: &mut AutoCommit,
+    obj: &ObjId,
+    party: &Party,
+    kind: Option<ApplicantKind>,
+) -> Result<(), AutomergeError> {
     doc.put(obj, "name", party.name.as_str())?;
     doc.put(obj, "id_no", validate::normalize_resident_id(&party.id_no))?;
     doc.put(obj, "phone", party.phone.as_str())?;
@@ -267,9 +287,19 @@ impl CaseDoc {
         doc.put(&meta, "created_node", stamp.node.to_string())?;
         doc.put(&meta, "created_ms", stamp.hlc.wall_ms())?;
         let applicant = doc.put_object(ROOT, "applicant", ObjType::Map)?;
-        put_party(&mut doc, &applicant, &new.applicant, Some(new.applicant_kind))?;
+        put_party(
+            &mut doc,
+            &applicant,
+            &new.applicant,
+            Some(new.applicant_kind),
+        )?;
         let agent = doc.put_object(ROOT, "agent", ObjType::Map)?;
-        put_party(&mut doc, &agent, new.agent.as_ref().unwrap_or(&Party::default()), None)?;
+        put_party(
+            &mut doc,
+            &agent,
+            new.agent.as_ref().unwrap_or(&Party::default()),
+            None,
+        )?;
         let materials = doc.put_object(ROOT, "materials", ObjType::Map)?;
         for m in &new.materials {
             let obj = doc.put_object(&materials, m.code.as_str(), ObjType::Map)?;
@@ -318,7 +348,12 @@ impl CaseDoc {
         self.doc.get_last_local_change()
     }
 
-    fn push_event(&mut self, kind: EventKind, stamp: &Stamp, ev: &NewEvent) -> Result<(), CaseError> {
+    fn push_event(
+        &mut self,
+        kind: EventKind,
+        stamp: &Stamp,
+        ev: &NewEvent,
+    ) -> Result<(), CaseError> {
         text_check("note", &ev.note)?;
         for (k, v) in &ev.data {
             text_check(k, v)?;
@@ -344,16 +379,29 @@ impl CaseDoc {
     }
 
     /// Records an event a clerk asked for, refusing it if the current status does not allow it.
-    pub fn append_event(&mut self, kind: EventKind, stamp: &Stamp, ev: &NewEvent) -> Result<(), CaseError> {
+    pub fn append_event(
+        &mut self,
+        kind: EventKind,
+        stamp: &Stamp,
+        ev: &NewEvent,
+    ) -> Result<(), CaseError> {
         let status = self.fold().status;
         if kind == EventKind::Submitted || status::transition(status, kind).is_none() {
             return Err(illegal(kind, status));
         }
-        if kind == EventKind::Transferred && ev.data.get("to_center").is_none_or(|c| c.trim().is_empty()) {
-            return Err(CaseError::InvalidValue { field: "to_center".into(), reason: "a transfer needs a target center".into() });
+        if kind == EventKind::Transferred
+            && ev.data.get("to_center").is_none_or(|c| c.trim().is_empty())
+        {
+            return Err(CaseError::InvalidValue {
+                field: "to_center".into(),
+                reason: "a transfer needs a target center".into(),
+            });
         }
         if kind == EventKind::Assigned && ev.data.get("staff").is_none_or(|c| c.trim().is_empty()) {
-            return Err(CaseError::InvalidValue { field: "staff".into(), reason: "an assignment needs a staff id".into() });
+            return Err(CaseError::InvalidValue {
+                field: "staff".into(),
+                reason: "an assignment needs a staff id".into(),
+            });
         }
         self.push_event(kind, stamp, ev)?;
         self.doc.commit_with(commit_options(stamp));
@@ -361,8 +409,16 @@ impl CaseDoc {
     }
 
     /// Records an audit event that never changes the status (for example a reveal of an ID number).
-    pub fn append_audit(&mut self, kind: EventKind, stamp: &Stamp, ev: &NewEvent) -> Result<(), CaseError> {
-        debug_assert_eq!(status::transition(Some(Status::Cancelled), kind), Some(Transition::Stay));
+    pub fn append_audit(
+        &mut self,
+        kind: EventKind,
+        stamp: &Stamp,
+        ev: &NewEvent,
+    ) -> Result<(), CaseError> {
+        debug_assert_eq!(
+            status::transition(Some(Status::Cancelled), kind),
+            Some(Transition::Stay)
+        );
         self.push_event(kind, stamp, ev)?;
         self.doc.commit_with(commit_options(stamp));
         Ok(())
@@ -389,7 +445,12 @@ impl CaseDoc {
 
     /// Resolves a field conflict by writing the chosen value, which supersedes every
     /// concurrent value on every copy once it has synced.
-    pub fn resolve_field(&mut self, path: &str, value: &str, stamp: &Stamp) -> Result<(), CaseError> {
+    pub fn resolve_field(
+        &mut self,
+        path: &str,
+        value: &str,
+        stamp: &Stamp,
+    ) -> Result<(), CaseError> {
         if !self.field_conflicts().iter().any(|c| c.path == path) {
             return Err(CaseError::NoConflict(path.to_owned()));
         }
@@ -399,7 +460,11 @@ impl CaseDoc {
     /// Acknowledges an event conflict: the event stays in the history, but no longer
     /// asks for attention.
     pub fn acknowledge_event(&mut self, event_id: &str, stamp: &Stamp) -> Result<(), CaseError> {
-        let known = self.fold().conflicts.iter().any(|c| c.event_id == event_id && !c.acknowledged);
+        let known = self
+            .fold()
+            .conflicts
+            .iter()
+            .any(|c| c.event_id == event_id && !c.acknowledged);
         if !known {
             return Err(CaseError::NoEventConflict(event_id.to_owned()));
         }
@@ -412,10 +477,16 @@ impl CaseDoc {
 
     fn put_field(&mut self, path: &str, value: &str) -> Result<(), CaseError> {
         let parts: Vec<&str> = path.split('.').collect();
-        let invalid = |reason: &str| CaseError::InvalidValue { field: path.to_owned(), reason: reason.to_owned() };
+        let invalid = |reason: &str| CaseError::InvalidValue {
+            field: path.to_owned(),
+            reason: reason.to_owned(),
+        };
         text_check(path, value)?;
         match parts.as_slice() {
-            ["applicant", field @ ("name" | "id_no" | "phone" | "address")] => {
+            [
+                "applicant",
+                field @ ("name" | "id_no" | "phone" | "address"),
+            ] => {
                 match *field {
                     "name" if value.trim().is_empty() => return Err(invalid("must not be empty")),
                     "id_no" => check_party_id(self.applicant_kind(), value)?,
@@ -436,7 +507,10 @@ impl CaseDoc {
             }
             ["delivery", field @ ("method" | "address" | "tracking_no")] => {
                 if *field == "method" && !DELIVERY_METHODS.contains(&value) {
-                    return Err(invalid(&format!("expected one of {}", DELIVERY_METHODS.join(", "))));
+                    return Err(invalid(&format!(
+                        "expected one of {}",
+                        DELIVERY_METHODS.join(", ")
+                    )));
                 }
                 let obj = self.obj(ROOT, "delivery")?;
                 self.doc.put(&obj, *field, value)?;
@@ -489,7 +563,11 @@ impl CaseDoc {
             return Vec::new();
         };
         let mut out = Vec::new();
-        let ids: Vec<ObjId> = self.doc.list_range(&events, ..).map(|item| item.id()).collect();
+        let ids: Vec<ObjId> = self
+            .doc
+            .list_range(&events, ..)
+            .map(|item| item.id())
+            .collect();
         for id in ids {
             if !matches!(self.doc.object_type(&id), Ok(ObjType::Map)) {
                 continue;
@@ -525,20 +603,26 @@ impl CaseDoc {
     /// Every map key that holds more than one concurrent value, with who wrote each.
     pub fn field_conflicts(&mut self) -> Vec<FieldConflict> {
         let mut out = Vec::new();
-        self.collect_conflicts(ROOT.into(), String::new(), &mut out);
+        self.collect_conflicts(ROOT, String::new(), &mut out);
         out
     }
 
     fn collect_conflicts(&mut self, obj: ObjId, prefix: String, out: &mut Vec<FieldConflict>) {
         let keys: Vec<String> = self.doc.keys(&obj).collect();
         for key in keys {
-            let path = if prefix.is_empty() { key.clone() } else { format!("{prefix}.{key}") };
+            let path = if prefix.is_empty() {
+                key.clone()
+            } else {
+                format!("{prefix}.{key}")
+            };
             let values = self.doc.get_all(&obj, key.as_str()).unwrap_or_default();
             if values.len() > 1 {
                 let mut listed = Vec::new();
                 for (value, id) in &values {
                     let node = match id {
-                        automerge::ObjId::Id(_, actor, _) => NodeId::of_actor(actor).map(|n| n.to_string()),
+                        automerge::ObjId::Id(_, actor, _) => {
+                            NodeId::of_actor(actor).map(|n| n.to_string())
+                        }
                         automerge::ObjId::Root => None,
                     };
                     let clerk = self
@@ -550,11 +634,18 @@ impl CaseDoc {
                         Value::Scalar(s) => scalar_text(s),
                         Value::Object(t) => format!("({t:?})"),
                     };
-                    listed.push(ConflictValue { value, node: node.unwrap_or_default(), clerk: clerk.unwrap_or_default() });
+                    listed.push(ConflictValue {
+                        value,
+                        node: node.unwrap_or_default(),
+                        clerk: clerk.unwrap_or_default(),
+                    });
                 }
                 // Deterministic order, so every node lists a conflict the same way.
                 listed.sort_by(|a, b| (&a.node, &a.value).cmp(&(&b.node, &b.value)));
-                out.push(FieldConflict { path: path.clone(), values: listed });
+                out.push(FieldConflict {
+                    path: path.clone(),
+                    values: listed,
+                });
             }
             // Lists hold events and notes, which only grow; only maps can hold field conflicts.
             if let Some((Value::Object(ObjType::Map), child)) = values.last().cloned() {
@@ -566,7 +657,10 @@ impl CaseDoc {
     /// The case's routing: where it lives now and who carries it.
     pub fn routing(&self) -> Routing {
         let meta = self.obj(ROOT, "meta").ok();
-        let home_center = meta.as_ref().map(|m| self.str_at(m, "home_center")).unwrap_or_default();
+        let home_center = meta
+            .as_ref()
+            .map(|m| self.str_at(m, "home_center"))
+            .unwrap_or_default();
         routing_of(&self.events(), home_center)
     }
 
@@ -574,7 +668,11 @@ impl CaseDoc {
     pub fn view(&mut self, reveal: bool) -> CaseView {
         let mut field_conflicts = self.field_conflicts();
         let meta = self.obj(ROOT, "meta").ok();
-        let m = |key: &str| meta.as_ref().map(|o| self.str_at(o, key)).unwrap_or_default();
+        let m = |key: &str| {
+            meta.as_ref()
+                .map(|o| self.str_at(o, key))
+                .unwrap_or_default()
+        };
         let party = |key: &str| -> Option<PartyView> {
             let obj = self.obj(ROOT, key).ok()?;
             let id_no = self.str_at(&obj, "id_no");
@@ -582,8 +680,16 @@ impl CaseDoc {
             Some(PartyView {
                 kind: self.str_at(&obj, "kind"),
                 name: self.str_at(&obj, "name"),
-                id_no: if reveal { id_no.clone() } else { validate::mask_id(&id_no) },
-                phone: if reveal { phone } else { validate::mask_phone(&phone) },
+                id_no: if reveal {
+                    id_no.clone()
+                } else {
+                    validate::mask_id(&id_no)
+                },
+                phone: if reveal {
+                    phone
+                } else {
+                    validate::mask_phone(&phone)
+                },
                 address: self.str_at(&obj, "address"),
             })
         };
@@ -605,8 +711,17 @@ impl CaseDoc {
             }
         }
         let delivery = self.obj(ROOT, "delivery").ok();
-        let d = |key: &str| delivery.as_ref().map(|o| self.str_at(o, key)).unwrap_or_default();
-        let delivery = DeliveryView { method: d("method"), address: d("address"), tracking_no: d("tracking_no") };
+        let d = |key: &str| {
+            delivery
+                .as_ref()
+                .map(|o| self.str_at(o, key))
+                .unwrap_or_default()
+        };
+        let delivery = DeliveryView {
+            method: d("method"),
+            address: d("address"),
+            tracking_no: d("tracking_no"),
+        };
         let mut notes = Vec::new();
         if let Ok(list) = self.obj(ROOT, "notes") {
             for item in self.doc.list_range(&list, ..) {
@@ -616,18 +731,26 @@ impl CaseDoc {
         let mut events = self.events();
         let folded = fold_events(&events);
         let routing = routing_of(&events, m("home_center"));
-        events.sort_by(|a, b| a.order().cmp(&b.order()));
+        events.sort_by_key(Event::order);
         if !reveal {
             for c in &mut field_conflicts {
                 if c.path.ends_with("id_no") {
-                    c.values.iter_mut().for_each(|v| v.value = validate::mask_id(&v.value));
+                    c.values
+                        .iter_mut()
+                        .for_each(|v| v.value = validate::mask_id(&v.value));
                 }
                 if c.path.ends_with("phone") {
-                    c.values.iter_mut().for_each(|v| v.value = validate::mask_phone(&v.value));
+                    c.values
+                        .iter_mut()
+                        .for_each(|v| v.value = validate::mask_phone(&v.value));
                 }
             }
         }
-        let event_conflicts: Vec<EventConflict> = folded.conflicts.into_iter().filter(|c| !c.acknowledged).collect();
+        let event_conflicts: Vec<EventConflict> = folded
+            .conflicts
+            .into_iter()
+            .filter(|c| !c.acknowledged)
+            .collect();
         CaseView {
             case_no: m("case_no"),
             item_code: m("item_code"),
@@ -647,7 +770,11 @@ impl CaseDoc {
                 })
                 .unwrap_or(0),
             status: folded.status,
-            status_label: folded.status.map(Status::label_zh).unwrap_or("未知").to_owned(),
+            status_label: folded
+                .status
+                .map(Status::label_zh)
+                .unwrap_or("未知")
+                .to_owned(),
             next_steps: status::legal_steps(folded.status),
             conflict_count: event_conflicts.len() + field_conflicts.len(),
             event_conflicts,
@@ -663,7 +790,11 @@ impl CaseDoc {
 }
 
 fn normalized(field: &str, value: &str) -> String {
-    if field == "id_no" { validate::normalize_resident_id(value) } else { value.to_owned() }
+    if field == "id_no" {
+        validate::normalize_resident_id(value)
+    } else {
+        value.to_owned()
+    }
 }
 
 fn scalar_text(s: &ScalarValue) -> String {
@@ -679,11 +810,18 @@ fn scalar_text(s: &ScalarValue) -> String {
 }
 
 fn illegal(kind: EventKind, status: Option<Status>) -> CaseError {
-    let legal: Vec<&str> = status::legal_steps(status).into_iter().map(EventKind::as_str).collect();
+    let legal: Vec<&str> = status::legal_steps(status)
+        .into_iter()
+        .map(EventKind::as_str)
+        .collect();
     CaseError::IllegalTransition {
         kind,
         status: status.map(Status::as_str).unwrap_or("empty").to_owned(),
-        legal: if legal.is_empty() { "none".to_owned() } else { legal.join(", ") },
+        legal: if legal.is_empty() {
+            "none".to_owned()
+        } else {
+            legal.join(", ")
+        },
     }
 }
 
@@ -694,7 +832,11 @@ pub fn fold_events(events: &[Event]) -> status::Folded {
         .iter()
         .filter_map(|e| {
             let kind = e.kind.parse().ok()?;
-            Some(FoldEvent { order: e.order(), kind, acknowledges: e.data.get("event").cloned() })
+            Some(FoldEvent {
+                order: e.order(),
+                kind,
+                acknowledges: e.data.get("event").cloned(),
+            })
         })
         .collect();
     status::fold(&fold_input)
@@ -703,13 +845,23 @@ pub fn fold_events(events: &[Event]) -> status::Folded {
 /// Routing after the events that took effect: transfers and assignments.
 pub fn routing_of(events: &[Event], home_center: String) -> Routing {
     let folded = fold_events(events);
-    let applied: std::collections::HashSet<&str> = folded.applied.iter().map(String::as_str).collect();
-    let mut sorted: Vec<&Event> = events.iter().filter(|e| applied.contains(e.id.as_str())).collect();
+    let applied: std::collections::HashSet<&str> =
+        folded.applied.iter().map(String::as_str).collect();
+    let mut sorted: Vec<&Event> = events
+        .iter()
+        .filter(|e| applied.contains(e.id.as_str()))
+        .collect();
     sorted.sort_by_key(|e| e.order());
-    let mut routing = Routing { current_center: home_center.clone(), home_center, assigned_staff: String::new() };
+    let mut routing = Routing {
+        current_center: home_center.clone(),
+        home_center,
+        assigned_staff: String::new(),
+    };
     for e in sorted {
         match e.kind.as_str() {
-            "transferred" => routing.current_center = e.data.get("to_center").cloned().unwrap_or_default(),
+            "transferred" => {
+                routing.current_center = e.data.get("to_center").cloned().unwrap_or_default()
+            }
             "assigned" => routing.assigned_staff = e.data.get("staff").cloned().unwrap_or_default(),
             _ => {}
         }
@@ -741,7 +893,11 @@ pub struct Event {
 
 impl Event {
     pub fn order(&self) -> EventOrder {
-        EventOrder { hlc: self.hlc, node: self.node.clone(), id: self.id.clone() }
+        EventOrder {
+            hlc: self.hlc,
+            node: self.node.clone(),
+            id: self.id.clone(),
+        }
     }
 }
 

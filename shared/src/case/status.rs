@@ -314,11 +314,17 @@ pub fn transition(from: Option<Status>, kind: EventKind) -> Option<Transition> {
         K::Denied => in_progress.then_some(To(S::Denied)),
         K::Suspended => in_progress.then_some(To(S::Suspended)),
         K::Resumed => (from == S::Suspended).then_some(Back),
-        K::Extended => (in_progress || matches!(from, S::Supplementing | S::Suspended)).then_some(Stay),
+        K::Extended => {
+            (in_progress || matches!(from, S::Supplementing | S::Suspended)).then_some(Stay)
+        }
         // An instant item (即办件) is completed straight from accepted.
-        K::Completed => matches!(from, S::Accepted | S::Approved | S::Denied).then_some(To(S::Completed)),
+        K::Completed => {
+            matches!(from, S::Accepted | S::Approved | S::Denied).then_some(To(S::Completed))
+        }
         K::Delivered => (from == S::Completed).then_some(To(S::Delivered)),
-        K::Cancelled => (open && !matches!(from, S::Approved | S::Denied)).then_some(To(S::Cancelled)),
+        K::Cancelled => {
+            (open && !matches!(from, S::Approved | S::Denied)).then_some(To(S::Cancelled))
+        }
         K::Terminated => open.then_some(To(S::Terminated)),
         K::Transferred | K::Assigned => open.then_some(Stay),
         K::Evaluated => (from != S::Submitted).then_some(Stay),
@@ -391,10 +397,10 @@ pub fn fold(events: &[FoldEvent]) -> Folded {
     for event in sorted {
         match transition(status, event.kind) {
             Some(Transition::To(next)) => {
-                if matches!(next, Status::Supplementing | Status::Suspended) {
-                    if let Some(s) = status {
-                        before_pause.push(s);
-                    }
+                if matches!(next, Status::Supplementing | Status::Suspended)
+                    && let Some(s) = status
+                {
+                    before_pause.push(s);
                 }
                 status = Some(next);
             }
@@ -402,7 +408,11 @@ pub fn fold(events: &[FoldEvent]) -> Folded {
             Some(Transition::Back) => {
                 let back = before_pause.pop().unwrap_or(Status::Accepted);
                 // Material received for a case never accepted means it is now accepted.
-                status = Some(if back == Status::Submitted { Status::Accepted } else { back });
+                status = Some(if back == Status::Submitted {
+                    Status::Accepted
+                } else {
+                    back
+                });
             }
             None => {
                 conflicts.push(EventConflict {
@@ -416,7 +426,11 @@ pub fn fold(events: &[FoldEvent]) -> Folded {
         }
         applied.push(event.order.id.clone());
     }
-    Folded { status, conflicts, applied }
+    Folded {
+        status,
+        conflicts,
+        applied,
+    }
 }
 
 #[cfg(test)]
@@ -425,7 +439,11 @@ mod tests {
 
     fn ev(hlc: u64, node: &str, id: &str, kind: EventKind) -> FoldEvent {
         FoldEvent {
-            order: EventOrder { hlc: Hlc(hlc), node: node.into(), id: id.into() },
+            order: EventOrder {
+                hlc: Hlc(hlc),
+                node: node.into(),
+                id: id.into(),
+            },
             kind,
             acknowledges: None,
         }
@@ -449,23 +467,69 @@ mod tests {
     fn lifecycles() {
         use EventKind::*;
         check(&[Submitted], Status::Submitted, &[]);
-        check(&[Submitted, Accepted, Forwarded, Reviewed, Approved, Completed, Delivered], Status::Delivered, &[]);
+        check(
+            &[
+                Submitted, Accepted, Forwarded, Reviewed, Approved, Completed, Delivered,
+            ],
+            Status::Delivered,
+            &[],
+        );
         // Instant item: accepted and completed at the counter.
         check(&[Submitted, Accepted, Completed], Status::Completed, &[]);
         check(&[Submitted, Rejected], Status::Rejected, &[]);
         // 补正 returns to where the case was.
-        check(&[Submitted, Accepted, Forwarded, SupplementRequested, SupplementReceived], Status::Handling, &[]);
-        check(&[Submitted, SupplementRequested, SupplementReceived], Status::Accepted, &[]);
-        check(&[Submitted, Accepted, Forwarded, Reviewed, Suspended, Extended, Resumed], Status::Reviewed, &[]);
-        check(&[Submitted, Accepted, Forwarded, Reviewed, Returned], Status::Accepted, &[]);
-        check(&[Submitted, Accepted, Denied, Completed, Delivered, Evaluated], Status::Delivered, &[]);
-        check(&[Submitted, Accepted, Transferred, Assigned, Cancelled], Status::Cancelled, &[]);
+        check(
+            &[
+                Submitted,
+                Accepted,
+                Forwarded,
+                SupplementRequested,
+                SupplementReceived,
+            ],
+            Status::Handling,
+            &[],
+        );
+        check(
+            &[Submitted, SupplementRequested, SupplementReceived],
+            Status::Accepted,
+            &[],
+        );
+        check(
+            &[
+                Submitted, Accepted, Forwarded, Reviewed, Suspended, Extended, Resumed,
+            ],
+            Status::Reviewed,
+            &[],
+        );
+        check(
+            &[Submitted, Accepted, Forwarded, Reviewed, Returned],
+            Status::Accepted,
+            &[],
+        );
+        check(
+            &[Submitted, Accepted, Denied, Completed, Delivered, Evaluated],
+            Status::Delivered,
+            &[],
+        );
+        check(
+            &[Submitted, Accepted, Transferred, Assigned, Cancelled],
+            Status::Cancelled,
+            &[],
+        );
         check(&[Submitted, Accepted, Terminated], Status::Terminated, &[]);
         // Illegal steps are listed and leave the status alone.
         check(&[Submitted, Approved], Status::Submitted, &[Approved]);
-        check(&[Submitted, Accepted, Cancelled, Approved, Completed], Status::Cancelled, &[Approved, Completed]);
+        check(
+            &[Submitted, Accepted, Cancelled, Approved, Completed],
+            Status::Cancelled,
+            &[Approved, Completed],
+        );
         check(&[Submitted, Submitted], Status::Submitted, &[Submitted]);
-        check(&[Submitted, Resumed, Evaluated], Status::Submitted, &[Resumed, Evaluated]);
+        check(
+            &[Submitted, Resumed, Evaluated],
+            Status::Submitted,
+            &[Resumed, Evaluated],
+        );
     }
 
     #[test]
@@ -475,7 +539,10 @@ mod tests {
         assert!(from_submitted.contains(&EventKind::Accepted));
         assert!(!from_submitted.contains(&EventKind::Approved));
         for k in legal_steps(Some(Status::Cancelled)) {
-            assert!(matches!(k, EventKind::Visited | EventKind::Evaluated), "{k:?} from cancelled");
+            assert!(
+                matches!(k, EventKind::Visited | EventKind::Evaluated),
+                "{k:?} from cancelled"
+            );
         }
     }
 

@@ -2,5 +2,6 @@
 //! real parts — real SQLite files, real processes, (later) real QUIC on loopback.
 
 mod cli;
+mod fixtures;
 mod model;
 mod store;

@@ -16,7 +16,7 @@ use yichuang_shared::ids::NodeId;
 use self::codec::{Hello, Message};
 use self::db::Scope;
 use super::protocol::{PeerProtocol, PeerStats, ProtocolError};
-use super::store_actor::StoreHandle;
+use crate::store::StoreHandle;
 use super::tls::NodeIdentity;
 use super::transport::CloseCode;
 
@@ -83,8 +83,7 @@ impl Feed {
     ) -> Result<R, ProtocolError> {
         match self.store.call(f).await {
             Ok(Ok(r)) => Ok(r),
-            Ok(Err(e)) => Err(ProtocolError::internal(format!("store: {e}"))),
-            Err(e) => Err(ProtocolError::internal(e.to_string())),
+            Ok(Err(e)) | Err(e) => Err(ProtocolError::internal(format!("store: {e}"))),
         }
     }
 
