@@ -1,6 +1,8 @@
 //! Helpers shared by the integration tests: the `yichuang` binary, temporary
 //! folders, and running commands with JSON output.
 
+pub mod net;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::OnceLock;

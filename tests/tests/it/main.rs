@@ -4,4 +4,5 @@
 mod cli;
 mod fixtures;
 mod model;
+mod net_multiprocess;
 mod store;
