@@ -401,6 +401,10 @@ pub fn server_config(creds: &Credentials, trust: &Arc<Trust>, alpn: &[u8]) -> Re
         .with_client_cert_verifier(verifier)
         .with_single_cert(vec![creds.cert.clone()], creds.key.clone_key())?;
     config.alpn_protocols = vec![alpn.to_vec()];
+    // No resumption: a resumed session skips the certificate check, and with it the
+    // revocation check. A full handshake per connection is cheap at our scale.
+    config.session_storage = Arc::new(rustls::server::NoServerSessionStorage {});
+    config.send_tls13_tickets = 0;
     Ok(config)
 }
 
@@ -416,6 +420,8 @@ pub fn client_config(creds: &Credentials, trust: &Arc<Trust>, alpn: &[u8]) -> Re
         .with_custom_certificate_verifier(verifier)
         .with_client_auth_cert(vec![creds.cert.clone()], creds.key.clone_key())?;
     config.alpn_protocols = vec![alpn.to_vec()];
+    // See `server_config`: every connection verifies both certificates afresh.
+    config.resumption = rustls::client::Resumption::disabled();
     Ok(config)
 }
 

@@ -5,4 +5,5 @@ mod cli;
 mod fixtures;
 mod model;
 mod net_multiprocess;
+mod net_refusal;
 mod store;
