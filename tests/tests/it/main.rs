@@ -4,6 +4,8 @@
 mod cli;
 mod fixtures;
 mod model;
+mod net_demo;
+mod net_faults;
 mod net_multiprocess;
 mod net_refusal;
 mod store;
