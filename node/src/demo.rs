@@ -43,7 +43,11 @@ struct Clock(Instant);
 
 impl Clock {
     fn say(&self, line: impl AsRef<str>) {
-        crate::outln!("[{:6.2}s] {}", self.0.elapsed().as_secs_f64(), line.as_ref());
+        crate::outln!(
+            "[{:6.2}s] {}",
+            self.0.elapsed().as_secs_f64(),
+            line.as_ref()
+        );
     }
 }
 
@@ -53,17 +57,33 @@ pub fn run(args: DemoArgs) -> Result<()> {
     }
     let (root, temporary) = match &args.dir {
         Some(d) => {
-            if d.exists() && d.read_dir().map(|mut r| r.next().is_some()).unwrap_or(false) {
-                bail!("{} is not empty; the demo wants a fresh folder", d.display());
+            if d.exists()
+                && d.read_dir()
+                    .map(|mut r| r.next().is_some())
+                    .unwrap_or(false)
+            {
+                bail!(
+                    "{} is not empty; the demo wants a fresh folder",
+                    d.display()
+                );
             }
             (d.clone(), false)
         }
         None => {
-            let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
-            (std::env::temp_dir().join(format!("yichuang-demo-{}-{nanos}", std::process::id())), true)
+            let nanos = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_nanos())
+                .unwrap_or(0);
+            (
+                std::env::temp_dir().join(format!("yichuang-demo-{}-{nanos}", std::process::id())),
+                true,
+            )
         }
     };
-    let result = tokio::runtime::Builder::new_multi_thread().enable_all().build()?.block_on(demo(&args, &root));
+    let result = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?
+        .block_on(demo(&args, &root));
     if temporary && !args.stay {
         let _ = std::fs::remove_dir_all(&root);
     }
@@ -72,14 +92,26 @@ pub fn run(args: DemoArgs) -> Result<()> {
 
 async fn demo(args: &DemoArgs, root: &std::path::Path) -> Result<()> {
     let clock = Clock(Instant::now());
-    clock.say(format!("creating a district in {}: 1 hub, {} centers, {} laptops", root.display(), args.centers, args.laptops));
+    clock.say(format!(
+        "creating a district in {}: 1 hub, {} centers, {} laptops",
+        root.display(),
+        args.centers,
+        args.laptops
+    ));
     let layout = {
         let (root, c, l) = (root.to_owned(), args.centers, args.laptops);
         tokio::task::spawn_blocking(move || district::enroll_district(&root, c, l)).await??
     };
     clock.say("district CA made; every node enrolled with its own certificate (mutual TLS, ALPN yichuang/1)");
     let running = district::start(&layout, true).await?;
-    clock.say(format!("hub listening on {} (QUIC); centers dial it through relays, laptops dial their center", running.hub.listen_addr().map(|a| a.to_string()).unwrap_or_default()));
+    clock.say(format!(
+        "hub listening on {} (QUIC); centers dial it through relays, laptops dial their center",
+        running
+            .hub
+            .listen_addr()
+            .map(|a| a.to_string())
+            .unwrap_or_default()
+    ));
     let outcome = scenario(args, &layout, &running, &clock).await;
     if args.stay && outcome.is_ok() {
         crate::outln!();
@@ -114,9 +146,15 @@ async fn register(layout: &Layout, which: Vec<usize>, n: usize, seed: u64) -> Re
 }
 
 async fn count_cases(layout: &Layout) -> Result<Vec<(String, i64)>> {
-    let members: Vec<(String, PathBuf)> = layout.all().map(|m| (m.settings.name.clone(), m.dir.clone())).collect();
+    let members: Vec<(String, PathBuf)> = layout
+        .all()
+        .map(|m| (m.settings.name.clone(), m.dir.clone()))
+        .collect();
     tokio::task::spawn_blocking(move || -> Result<Vec<(String, i64)>> {
-        members.into_iter().map(|(name, dir)| Ok((name, Store::open(&dir)?.case_count()?))).collect()
+        members
+            .into_iter()
+            .map(|(name, dir)| Ok((name, Store::open(&dir)?.case_count()?)))
+            .collect()
     })
     .await?
 }
@@ -130,11 +168,18 @@ async fn wait_converged(layout: &Layout, clock: &Clock, what: &str) -> Result<Du
         let problems = tokio::task::spawn_blocking(move || district::disagreements(&l)).await??;
         if problems.is_empty() {
             let took = started.elapsed();
-            clock.say(format!("{what}: every node agrees ({} ms)", took.as_millis()));
+            clock.say(format!(
+                "{what}: every node agrees ({} ms)",
+                took.as_millis()
+            ));
             return Ok(took);
         }
         if Instant::now() > deadline {
-            bail!("{what}: not converged after {} s: {}", CONVERGE_TIMEOUT_MS / 1000, problems.join("; "));
+            bail!(
+                "{what}: not converged after {} s: {}",
+                CONVERGE_TIMEOUT_MS / 1000,
+                problems.join("; ")
+            );
         }
         if last_report.elapsed() > Duration::from_secs(1) {
             last_report = Instant::now();
@@ -149,16 +194,27 @@ fn show_counts(clock: &Clock, counts: &[(String, i64)]) {
     clock.say(format!("  cases per node: {}", line.join(", ")));
 }
 
-async fn scenario(args: &DemoArgs, layout: &Layout, running: &Running, clock: &Clock) -> Result<()> {
+async fn scenario(
+    args: &DemoArgs,
+    layout: &Layout,
+    running: &Running,
+    clock: &Clock,
+) -> Result<()> {
     let nodes = layout.all().count();
     let made = register(layout, (0..nodes).collect(), args.cases, 1).await?;
-    clock.say(format!("round 1: {made} cases registered, {} at every node", args.cases));
+    clock.say(format!(
+        "round 1: {made} cases registered, {} at every node",
+        args.cases
+    ));
     wait_converged(layout, clock, "round 1").await?;
     show_counts(clock, &count_cases(layout).await?);
 
     let cut = &layout.centers[0];
     running.relays[0].set_blackhole(true);
-    clock.say(format!("cutting {} off from the hub (its link drops every packet)", cut.settings.name));
+    clock.say(format!(
+        "cutting {} off from the hub (its link drops every packet)",
+        cut.settings.name
+    ));
     let cut_index = 1; // hub is 0, the first center is 1 in `layout.all()`
     let mut round = 2u64;
     let cut_until = Instant::now() + Duration::from_secs(args.cut_seconds);
@@ -169,24 +225,41 @@ async fn scenario(args: &DemoArgs, layout: &Layout, running: &Running, clock: &C
         register(layout, others, 1, 1000 + round).await?;
         round += 1;
         let c = &running.centers[0];
-        let hub_link = c.board().snapshot().iter().any(|p| p.connected && p.role == yichuang_shared::ids::Role::Hub);
+        let hub_link = c
+            .board()
+            .snapshot()
+            .iter()
+            .any(|p| p.connected && p.role == yichuang_shared::ids::Role::Hub);
         clock.say(format!(
             "  {} works offline: {offline_made} new cases so far; its hub link is {}",
             cut.settings.name,
-            if hub_link { "not yet declared dead" } else { "down" }
+            if hub_link {
+                "not yet declared dead"
+            } else {
+                "down"
+            }
         ));
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
     running.relays[0].set_blackhole(false);
-    clock.say(format!("healing the link of {}: it reconnects and merges by itself", cut.settings.name));
+    clock.say(format!(
+        "healing the link of {}: it reconnects and merges by itself",
+        cut.settings.name
+    ));
     let took = wait_converged(layout, clock, "after healing").await?;
     show_counts(clock, &count_cases(layout).await?);
     let l = layout.clone();
-    let problems = tokio::task::spawn_blocking(move || district::disagreements(&l)).await.context("final check")??;
+    let problems = tokio::task::spawn_blocking(move || district::disagreements(&l))
+        .await
+        .context("final check")??;
     if !problems.is_empty() {
         bail!("final check failed: {}", problems.join("; "));
     }
-    let hub_cases = count_cases(layout).await?.first().map(|(_, c)| *c).unwrap_or(0);
+    let hub_cases = count_cases(layout)
+        .await?
+        .first()
+        .map(|(_, c)| *c)
+        .unwrap_or(0);
     clock.say(format!(
         "done: the hub holds all {hub_cases} cases, every center its own, every laptop's cases reached the hub; \
          {offline_made} cases made offline merged {} ms after the link came back",

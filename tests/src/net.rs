@@ -13,7 +13,11 @@ use crate::{bin, json, ok};
 const POLL_MS: u64 = 50;
 
 /// Waits until `check` returns `Ok`, or fails with the last reason after `timeout`.
-pub fn wait_until<T>(what: &str, timeout: Duration, mut check: impl FnMut() -> Result<T, String>) -> T {
+pub fn wait_until<T>(
+    what: &str,
+    timeout: Duration,
+    mut check: impl FnMut() -> Result<T, String>,
+) -> T {
     let deadline = Instant::now() + timeout;
     let max_tries = timeout.as_millis() as u64 / POLL_MS + 2;
     let mut last = String::new();
@@ -54,7 +58,10 @@ impl Serve {
             .stderr(log)
             .spawn()
             .expect("starting yichuang serve");
-        Serve { child: Some(child), dir: dir.to_owned() }
+        Serve {
+            child: Some(child),
+            dir: dir.to_owned(),
+        }
     }
 
     pub fn pid(&self) -> u32 {
@@ -64,7 +71,9 @@ impl Serve {
     /// SIGTERM, then wait for the orderly shutdown to finish.
     pub fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {
-            let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+            let _ = Command::new("kill")
+                .args(["-TERM", &child.id().to_string()])
+                .status();
             let deadline = Instant::now() + Duration::from_secs(15);
             for _ in 0..300 {
                 if let Ok(Some(_)) = child.try_wait() {
@@ -110,7 +119,10 @@ pub fn settled(dir: &Path, peers_expected: usize) -> Result<(), String> {
     let peers = st["peers"].as_array().cloned().unwrap_or_default();
     let connected: Vec<_> = peers.iter().filter(|p| p["connected"] == true).collect();
     if connected.len() < peers_expected {
-        return Err(format!("{} of {peers_expected} peers connected: {st}", connected.len()));
+        return Err(format!(
+            "{} of {peers_expected} peers connected: {st}",
+            connected.len()
+        ));
     }
     for p in connected {
         if p["waiting_out"] != 0 || p["waiting_in"] != 0 {
@@ -122,9 +134,21 @@ pub fn settled(dir: &Path, peers_expected: usize) -> Result<(), String> {
 
 /// Case numbers a node holds.
 pub fn case_numbers(dir: &Path) -> std::collections::BTreeSet<String> {
-    let list = json(&["case", "list", "--dir", dir_str(dir), "--limit", "1000", "--json"]);
+    let list = json(&[
+        "case",
+        "list",
+        "--dir",
+        dir_str(dir),
+        "--limit",
+        "1000",
+        "--json",
+    ]);
     list.as_array()
-        .map(|a| a.iter().filter_map(|c| c["case_no"].as_str().map(str::to_owned)).collect())
+        .map(|a| {
+            a.iter()
+                .filter_map(|c| c["case_no"].as_str().map(str::to_owned))
+                .collect()
+        })
         .unwrap_or_default()
 }
 
@@ -150,13 +174,35 @@ pub fn new_case(dir: &Path, item: &str) -> String {
 pub fn cli_district(root: &Path, port: u16, centers: &[&str]) -> (PathBuf, Vec<PathBuf>) {
     let hub = root.join("hub");
     let listen = format!("127.0.0.1:{port}");
-    ok(&["init", "--dir", dir_str(&hub), "--role", "hub", "--district", "440399", "--listen", &listen]);
+    ok(&[
+        "init",
+        "--dir",
+        dir_str(&hub),
+        "--role",
+        "hub",
+        "--district",
+        "440399",
+        "--listen",
+        &listen,
+    ]);
     let mut dirs = Vec::new();
     for c in centers {
         let dir = root.join(format!("center-{c}"));
         let bundle = root.join(format!("center-{c}.bundle"));
         let name = format!("center-{c}");
-        ok(&["issue", "--dir", dir_str(&hub), "--node", &name, "--role", "center", "--center", c, "--out", dir_str(&bundle)]);
+        ok(&[
+            "issue",
+            "--dir",
+            dir_str(&hub),
+            "--node",
+            &name,
+            "--role",
+            "center",
+            "--center",
+            c,
+            "--out",
+            dir_str(&bundle),
+        ]);
         ok(&["join", "--dir", dir_str(&dir), "--bundle", dir_str(&bundle)]);
         dirs.push(dir);
     }

@@ -176,7 +176,11 @@ fn init(args: InitArgs) -> Result<()> {
         Role::Hub => net::init_hub(&mut store, Some(args.listen.unwrap_or(DEFAULT_HUB_LISTEN)))?,
         _ => {
             if let Some(listen) = args.listen {
-                crate::net::enroll::NetConfig { listen: Some(listen), ..Default::default() }.save(&args.dir.dir)?;
+                crate::net::enroll::NetConfig {
+                    listen: Some(listen),
+                    ..Default::default()
+                }
+                .save(&args.dir.dir)?;
             }
         }
     }

@@ -96,7 +96,8 @@ pub struct StatusArgs {
 }
 
 pub fn issue(args: IssueArgs) -> Result<()> {
-    let mut store = Store::open(&args.dir.dir).with_context(|| format!("opening {}", args.dir.dir.display()))?;
+    let mut store = Store::open(&args.dir.dir)
+        .with_context(|| format!("opening {}", args.dir.dir.display()))?;
     let req = IssueRequest {
         name: args.node,
         role: args.role,
@@ -126,7 +127,11 @@ pub fn issue(args: IssueArgs) -> Result<()> {
 
 pub fn join(args: JoinArgs) -> Result<()> {
     let bundle = enroll::read_bundle(&args.bundle)?;
-    let opts = JoinOptions { hub: args.hub, listen: args.listen, center_addr: args.center_addr };
+    let opts = JoinOptions {
+        hub: args.hub,
+        listen: args.listen,
+        center_addr: args.center_addr,
+    };
     let s = enroll::join(&args.dir.dir, &bundle, &opts)?;
     let net = enroll::NetConfig::load(&args.dir.dir)?;
     if args.json {
@@ -149,14 +154,23 @@ pub fn revoke(args: RevokeArgs) -> Result<()> {
     if args.json {
         return print_json(&serde_json::json!({ "revoked": id, "name": name }));
     }
-    crate::outln!("revoked node {name:?} ({id}): the hub refuses it from now on, and the centers once the list reaches them");
+    crate::outln!(
+        "revoked node {name:?} ({id}): the hub refuses it from now on, and the centers once the list reaches them"
+    );
     Ok(())
 }
 
 pub fn serve(args: ServeArgs) -> Result<()> {
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
     runtime.block_on(async move {
-        let opts = ServeOptions { listen: args.listen, hub: args.hub, center: None, status_file: true };
+        let opts = ServeOptions {
+            listen: args.listen,
+            hub: args.hub,
+            center: None,
+            status_file: true,
+        };
         let node = Node::start(&args.dir.dir, opts).await?;
         let s = node.settings().clone();
         match node.listen_addr() {
@@ -231,17 +245,32 @@ fn pid_alive(pid: u32) -> bool {
 pub fn collect_status(dir: &std::path::Path) -> Result<Status> {
     let store = Store::open(dir).with_context(|| format!("opening {}", dir.display()))?;
     let conn = store.connection();
-    let conflicts: i64 = conn.query_row("SELECT COUNT(*) FROM case_index WHERE conflicts > 0", [], |r| r.get(0))?;
+    let conflicts: i64 = conn.query_row(
+        "SELECT COUNT(*) FROM case_index WHERE conflicts > 0",
+        [],
+        |r| r.get(0),
+    )?;
     let rejected: i64 = conn.query_row("SELECT COUNT(*) FROM rejections", [], |r| r.get(0))?;
     let live = serve::read_status(dir).filter(|l| l.running && pid_alive(l.pid));
     let mut peers: Vec<StatusPeer> = Vec::new();
-    let mut stmt = conn.prepare("SELECT peer, sent_seq, received_seq, last_contact_ms FROM peers ORDER BY peer")?;
-    let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?, r.get::<_, i64>(2)?, r.get::<_, i64>(3)?)))?;
+    let mut stmt = conn
+        .prepare("SELECT peer, sent_seq, received_seq, last_contact_ms FROM peers ORDER BY peer")?;
+    let rows = stmt.query_map([], |r| {
+        Ok((
+            r.get::<_, String>(0)?,
+            r.get::<_, i64>(1)?,
+            r.get::<_, i64>(2)?,
+            r.get::<_, i64>(3)?,
+        ))
+    })?;
     let live_peers: Vec<PeerStatus> = live.as_ref().map(|l| l.peers.clone()).unwrap_or_default();
     for row in rows {
         let (peer, acked, _received, last_contact_ms) = row?;
-        let rejected_from_peer: i64 =
-            conn.query_row("SELECT COUNT(*) FROM rejections WHERE from_peer = ?1", [&peer], |r| r.get(0))?;
+        let rejected_from_peer: i64 = conn.query_row(
+            "SELECT COUNT(*) FROM rejections WHERE from_peer = ?1",
+            [&peer],
+            |r| r.get(0),
+        )?;
         let found = live_peers.iter().find(|p| p.node_id.to_string() == peer);
         let p = match found {
             Some(l) => StatusPeer {
@@ -338,10 +367,22 @@ pub fn status(args: StatusArgs) -> Result<()> {
         .iter()
         .map(|p| {
             vec![
-                if p.name.is_empty() { p.node_id.clone() } else { p.name.clone() },
+                if p.name.is_empty() {
+                    p.node_id.clone()
+                } else {
+                    p.name.clone()
+                },
                 p.role.clone(),
-                if p.connected { "connected".into() } else { "-".into() },
-                if p.last_contact_ms > 0 { crate::store::cases_fmt_time(p.last_contact_ms) } else { "never".into() },
+                if p.connected {
+                    "connected".into()
+                } else {
+                    "-".into()
+                },
+                if p.last_contact_ms > 0 {
+                    crate::store::cases_fmt_time(p.last_contact_ms)
+                } else {
+                    "never".into()
+                },
                 p.waiting_out.to_string(),
                 p.waiting_in.to_string(),
                 p.rejected_from_peer.to_string(),
@@ -351,7 +392,19 @@ pub fn status(args: StatusArgs) -> Result<()> {
         .collect();
     crate::out!(
         "{}",
-        super::table::render(&["peer", "role", "link", "last contact", "to send", "to receive", "refused", "last error"], &rows)
+        super::table::render(
+            &[
+                "peer",
+                "role",
+                "link",
+                "last contact",
+                "to send",
+                "to receive",
+                "refused",
+                "last error"
+            ],
+            &rows
+        )
     );
     Ok(())
 }

@@ -17,7 +17,10 @@ pub struct Backoff {
 
 impl Backoff {
     pub fn new(seed: u64) -> Backoff {
-        Backoff { next_ms: BACKOFF_MIN_MS, rng: seed | 1 }
+        Backoff {
+            next_ms: BACKOFF_MIN_MS,
+            rng: seed | 1,
+        }
     }
 
     /// A connection worked: start again from the shortest delay.

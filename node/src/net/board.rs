@@ -49,8 +49,14 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 impl Board {
     /// Registers a new connection; returns the one it replaces, if any.
-    pub fn connected(&self, who: &NodeIdentity, conn: &quinn::Connection) -> Option<quinn::Connection> {
-        let old = lock(&self.conns).insert(who.node_id, (conn.stable_id(), conn.clone())).map(|(_, c)| c);
+    pub fn connected(
+        &self,
+        who: &NodeIdentity,
+        conn: &quinn::Connection,
+    ) -> Option<quinn::Connection> {
+        let old = lock(&self.conns)
+            .insert(who.node_id, (conn.stable_id(), conn.clone()))
+            .map(|(_, c)| c);
         let mut peers = lock(&self.peers);
         let entry = peers.entry(who.node_id).or_insert_with(|| PeerStatus {
             node_id: who.node_id,
@@ -118,7 +124,9 @@ impl Board {
 
     pub fn disconnected(&self, id: NodeId, conn: &quinn::Connection, reason: Option<String>) {
         let mut conns = lock(&self.conns);
-        let current = conns.get(&id).is_some_and(|(sid, _)| *sid == conn.stable_id());
+        let current = conns
+            .get(&id)
+            .is_some_and(|(sid, _)| *sid == conn.stable_id());
         if current {
             conns.remove(&id);
             if let Some(p) = lock(&self.peers).get_mut(&id) {
@@ -145,7 +153,11 @@ impl Board {
         let mut n = 0;
         for (id, (_, conn)) in conns.iter() {
             if revoked.contains(id) {
-                super::transport::close(conn, super::transport::CloseCode::Revoked, "this node's certificate has been revoked by the hub");
+                super::transport::close(
+                    conn,
+                    super::transport::CloseCode::Revoked,
+                    "this node's certificate has been revoked by the hub",
+                );
                 n += 1;
             }
         }

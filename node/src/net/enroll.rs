@@ -36,10 +36,15 @@ pub enum EnrollError {
     #[error(transparent)]
     Tls(#[from] TlsError),
     #[error("{path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("{path} is not valid: {detail}")]
     Format { path: PathBuf, detail: String },
-    #[error("this node is not enrolled: no {0}; get a bundle from the hub (`yichuang issue`) and run `yichuang join`")]
+    #[error(
+        "this node is not enrolled: no {0}; get a bundle from the hub (`yichuang issue`) and run `yichuang join`"
+    )]
     NotEnrolled(PathBuf),
     #[error("only the hub holds the district CA; {0} is a {1} node")]
     NotHub(PathBuf, Role),
@@ -48,7 +53,10 @@ pub enum EnrollError {
 }
 
 fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> EnrollError + '_ {
-    move |source| EnrollError::Io { path: path.to_owned(), source }
+    move |source| EnrollError::Io {
+        path: path.to_owned(),
+        source,
+    }
 }
 
 /// Where a node listens and whom it dials.
@@ -75,7 +83,10 @@ impl NetConfig {
             return Ok(NetConfig::default());
         }
         let text = std::fs::read_to_string(&path).map_err(io_err(&path))?;
-        serde_json::from_str(&text).map_err(|e| EnrollError::Format { path, detail: e.to_string() })
+        serde_json::from_str(&text).map_err(|e| EnrollError::Format {
+            path,
+            detail: e.to_string(),
+        })
     }
 
     pub fn save(&self, dir: &Path) -> Result<(), EnrollError> {
@@ -97,7 +108,9 @@ pub fn write_file(path: &Path, contents: &[u8], private: bool) -> Result<(), Enr
         options.mode(if private { 0o600 } else { 0o644 });
     }
     let mut f = options.open(&tmp).map_err(io_err(&tmp))?;
-    f.write_all(contents).and_then(|()| f.sync_all()).map_err(io_err(&tmp))?;
+    f.write_all(contents)
+        .and_then(|()| f.sync_all())
+        .map_err(io_err(&tmp))?;
     std::fs::rename(&tmp, path).map_err(io_err(path))?;
     Ok(())
 }
@@ -119,7 +132,10 @@ pub fn load(dir: &Path, settings: &NodeSettings) -> Result<NodeNet, EnrollError>
     if !cert_path.exists() {
         return Err(EnrollError::NotEnrolled(cert_path));
     }
-    let pair = CertPair { cert_pem: read_text(&cert_path)?, key_pem: read_text(&dir.join(NODE_KEY_FILE))? };
+    let pair = CertPair {
+        cert_pem: read_text(&cert_path)?,
+        key_pem: read_text(&dir.join(NODE_KEY_FILE))?,
+    };
     let creds = Credentials::from_pem(&pair)?;
     if creds.identity.node_id != settings.node_id {
         return Err(EnrollError::Refused(format!(
@@ -131,7 +147,11 @@ pub fn load(dir: &Path, settings: &NodeSettings) -> Result<NodeNet, EnrollError>
     }
     let ca = tls::cert_from_pem(&read_text(&dir.join(CA_CERT_FILE))?)?;
     let trust = Trust::new(settings.district.clone(), ca);
-    Ok(NodeNet { creds, trust, config: NetConfig::load(dir)? })
+    Ok(NodeNet {
+        creds,
+        trust,
+        config: NetConfig::load(dir)?,
+    })
 }
 
 fn identity_of(s: &NodeSettings) -> NodeIdentity {
@@ -156,8 +176,20 @@ pub fn init_hub(store: &mut Store, listen: SocketAddr) -> Result<(), EnrollError
     let own = tls::issue_node_cert(&ca.key_pem, &identity_of(&s))?;
     write_file(&dir.join(NODE_KEY_FILE), own.key_pem.as_bytes(), true)?;
     write_file(&dir.join(NODE_CERT_FILE), own.cert_pem.as_bytes(), false)?;
-    NetConfig { listen: Some(listen), hub: None, center: None, hub_node_id: Some(s.node_id) }.save(&dir)?;
-    let record = NodeRecord { name: s.name, role: Role::Hub, center: s.center, staff: String::new(), issued_ms: store::now_ms() };
+    NetConfig {
+        listen: Some(listen),
+        hub: None,
+        center: None,
+        hub_node_id: Some(s.node_id),
+    }
+    .save(&dir)?;
+    let record = NodeRecord {
+        name: s.name,
+        role: Role::Hub,
+        center: s.center,
+        staff: String::new(),
+        issued_ms: store::now_ms(),
+    };
     store.enroll_node(s.node_id, &record)?;
     Ok(())
 }
@@ -184,7 +216,10 @@ pub struct Bundle {
 
 impl std::fmt::Debug for Bundle {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Bundle").field("node_id", &self.node_id).field("role", &self.role).finish()
+        f.debug_struct("Bundle")
+            .field("node_id", &self.node_id)
+            .field("role", &self.role)
+            .finish()
     }
 }
 
@@ -208,25 +243,45 @@ pub fn issue(store: &mut Store, req: &IssueRequest) -> Result<Bundle, EnrollErro
     }
     let district = store::district();
     let center = match (req.role, &req.center) {
-        (Role::Hub, _) => return Err(EnrollError::Refused("a district has one hub; issue center or laptop bundles".into())),
+        (Role::Hub, _) => {
+            return Err(EnrollError::Refused(
+                "a district has one hub; issue center or laptop bundles".into(),
+            ));
+        }
         (_, Some(c)) if district.center(c).is_some() => c.clone(),
-        (_, Some(c)) => return Err(EnrollError::Refused(format!("unknown center {c:?} in district {}", district.code))),
-        (role, None) => return Err(EnrollError::Refused(format!("a {role} bundle needs --center CODE"))),
+        (_, Some(c)) => {
+            return Err(EnrollError::Refused(format!(
+                "unknown center {c:?} in district {}",
+                district.code
+            )));
+        }
+        (role, None) => {
+            return Err(EnrollError::Refused(format!(
+                "a {role} bundle needs --center CODE"
+            )));
+        }
     };
     let staff = req.staff.clone().unwrap_or_default();
     if req.role == Role::Laptop && staff.is_empty() {
-        return Err(EnrollError::Refused("a laptop bundle needs --staff ID: the field staff member it serves".into()));
+        return Err(EnrollError::Refused(
+            "a laptop bundle needs --staff ID: the field staff member it serves".into(),
+        ));
     }
     let registry = store.registry()?;
-    if let Some(id) = req.node_id {
-        if registry.revoked.contains_key(&id) {
-            return Err(EnrollError::Refused(format!("node {id} is revoked; a revoked node is never enrolled again")));
-        }
+    if let Some(id) = req.node_id
+        && registry.revoked.contains_key(&id)
+    {
+        return Err(EnrollError::Refused(format!(
+            "node {id} is revoked; a revoked node is never enrolled again"
+        )));
     }
     if let Some((id, _)) = registry.find(&req.name)
         && Some(id) != req.node_id
     {
-        return Err(EnrollError::Refused(format!("the name {:?} is already enrolled as node {id}", req.name)));
+        return Err(EnrollError::Refused(format!(
+            "the name {:?} is already enrolled as node {id}",
+            req.name
+        )));
     }
     let node_id = req.node_id.unwrap_or_else(|| NodeId(store::random_bytes()));
     let who = NodeIdentity {
@@ -240,7 +295,13 @@ pub fn issue(store: &mut Store, req: &IssueRequest) -> Result<Bundle, EnrollErro
     let ca_key = read_text(&dir.join(CA_KEY_FILE))?;
     let pair = tls::issue_node_cert(&ca_key, &who)?;
     let net = NetConfig::load(&dir)?;
-    let record = NodeRecord { name: who.name.clone(), role: who.role, center: center.clone(), staff: staff.clone(), issued_ms: store::now_ms() };
+    let record = NodeRecord {
+        name: who.name.clone(),
+        role: who.role,
+        center: center.clone(),
+        staff: staff.clone(),
+        issued_ms: store::now_ms(),
+    };
     store.enroll_node(node_id, &record)?;
     Ok(Bundle {
         version: BUNDLE_VERSION,
@@ -268,13 +329,21 @@ pub fn write_bundle(path: &Path, bundle: &Bundle) -> Result<(), EnrollError> {
 pub fn read_bundle(path: &Path) -> Result<Bundle, EnrollError> {
     let meta = std::fs::metadata(path).map_err(io_err(path))?;
     if meta.len() > BUNDLE_MAX_BYTES {
-        return Err(EnrollError::Format { path: path.to_owned(), detail: format!("larger than {BUNDLE_MAX_BYTES} bytes") });
+        return Err(EnrollError::Format {
+            path: path.to_owned(),
+            detail: format!("larger than {BUNDLE_MAX_BYTES} bytes"),
+        });
     }
     let text = read_text(path)?;
-    let bundle: Bundle =
-        serde_json::from_str(&text).map_err(|e| EnrollError::Format { path: path.to_owned(), detail: e.to_string() })?;
+    let bundle: Bundle = serde_json::from_str(&text).map_err(|e| EnrollError::Format {
+        path: path.to_owned(),
+        detail: e.to_string(),
+    })?;
     if bundle.version != BUNDLE_VERSION {
-        return Err(EnrollError::Format { path: path.to_owned(), detail: format!("bundle version {}", bundle.version) });
+        return Err(EnrollError::Format {
+            path: path.to_owned(),
+            detail: format!("bundle version {}", bundle.version),
+        });
     }
     Ok(bundle)
 }
@@ -290,9 +359,14 @@ pub struct JoinOptions {
 /// Attaches a node to its hub: creates the folder from the bundle, or checks that an
 /// existing node is the one the bundle was issued for. Returns the node's settings.
 pub fn join(dir: &Path, bundle: &Bundle, opts: &JoinOptions) -> Result<NodeSettings, EnrollError> {
-    let creds = Credentials::from_pem(&CertPair { cert_pem: bundle.cert_pem.clone(), key_pem: bundle.key_pem.clone() })?;
+    let creds = Credentials::from_pem(&CertPair {
+        cert_pem: bundle.cert_pem.clone(),
+        key_pem: bundle.key_pem.clone(),
+    })?;
     if creds.identity.node_id != bundle.node_id || creds.identity.role != bundle.role {
-        return Err(EnrollError::Refused("the bundle's certificate does not match the bundle".into()));
+        return Err(EnrollError::Refused(
+            "the bundle's certificate does not match the bundle".into(),
+        ));
     }
     let initialised = dir.join(store::DB_FILE).exists();
     let settings = if initialised {
@@ -308,7 +382,11 @@ pub fn join(dir: &Path, bundle: &Bundle, opts: &JoinOptions) -> Result<NodeSetti
                 s.node_id
             )));
         }
-        if s.role != bundle.role || s.center != bundle.center || s.district != bundle.district || s.staff != bundle.staff {
+        if s.role != bundle.role
+            || s.center != bundle.center
+            || s.district != bundle.district
+            || s.staff != bundle.staff
+        {
             return Err(EnrollError::Refused(format!(
                 "the bundle is for a {} of center {} (staff {:?}); this node is a {} of center {} (staff {:?})",
                 bundle.role, bundle.center, bundle.staff, s.role, s.center, s.staff
@@ -337,7 +415,9 @@ pub fn join(dir: &Path, bundle: &Bundle, opts: &JoinOptions) -> Result<NodeSetti
     net.center = opts.center_addr.or(bundle.center_addr).or(net.center);
     net.hub_node_id = Some(bundle.hub_node_id);
     if net.hub.is_none() {
-        return Err(EnrollError::Refused("no hub address: the bundle has none; pass --hub ADDR".into()));
+        return Err(EnrollError::Refused(
+            "no hub address: the bundle has none; pass --hub ADDR".into(),
+        ));
     }
     net.save(dir)?;
     Ok(settings)
@@ -347,19 +427,32 @@ pub fn join(dir: &Path, bundle: &Bundle, opts: &JoinOptions) -> Result<NodeSetti
 /// its poll interval and closes the node's connection; new handshakes fail at once.
 pub fn revoke(store: &mut Store, key: &str) -> Result<(NodeId, String), EnrollError> {
     if store.settings().role != Role::Hub {
-        return Err(EnrollError::NotHub(store.dir().to_owned(), store.settings().role));
+        return Err(EnrollError::NotHub(
+            store.dir().to_owned(),
+            store.settings().role,
+        ));
     }
     let registry = store.registry()?;
     let (id, name) = match registry.find(key) {
         Some((id, r)) => (id, r.name.clone()),
         None => match key.parse::<NodeId>() {
             Ok(id) => (id, String::new()),
-            Err(_) => return Err(EnrollError::Refused(format!("no enrolled node named {key:?}"))),
+            Err(_) => {
+                return Err(EnrollError::Refused(format!(
+                    "no enrolled node named {key:?}"
+                )));
+            }
         },
     };
     if id == store.settings().node_id {
         return Err(EnrollError::Refused("the hub cannot revoke itself".into()));
     }
-    store.revoke_node(id, &RevokedRecord { name: name.clone(), revoked_ms: store::now_ms() })?;
+    store.revoke_node(
+        id,
+        &RevokedRecord {
+            name: name.clone(),
+            revoked_ms: store::now_ms(),
+        },
+    )?;
     Ok((id, name))
 }

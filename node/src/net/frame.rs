@@ -58,7 +58,8 @@ pub async fn write_frame(send: &mut SendStream, payload: &[u8]) -> Result<(), Fr
         return Err(FrameError::Empty);
     }
     // The length fits in u32: FRAME_MAX_BYTES is far below u32::MAX.
-    send.write_all(&(payload.len() as u32).to_be_bytes()).await?;
+    send.write_all(&(payload.len() as u32).to_be_bytes())
+        .await?;
     send.write_all(payload).await?;
     Ok(())
 }

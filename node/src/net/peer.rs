@@ -68,7 +68,8 @@ impl<P: PeerProtocol> PeerConn<P> {
     }
 
     async fn run_inner(mut self) -> Ended {
-        let (frame_tx, mut frame_rx) = mpsc::channel::<Result<Option<Vec<u8>>, FrameError>>(FRAMES_QUEUE_MAX);
+        let (frame_tx, mut frame_rx) =
+            mpsc::channel::<Result<Option<Vec<u8>>, FrameError>>(FRAMES_QUEUE_MAX);
         let mut readers = JoinSet::new();
         let Some(mut recv) = self.recv.take() else {
             return Ended::Closed("no stream".into());
@@ -96,7 +97,8 @@ impl<P: PeerProtocol> PeerConn<P> {
                     }
                 }
             }
-            self.board.update(self.peer.node_id, &self.protocol.stats(), &base);
+            self.board
+                .update(self.peer.node_id, &self.protocol.stats(), &base);
             let deadline = self.protocol.poll_timeout();
             tokio::select! {
                 biased;
@@ -149,7 +151,11 @@ impl<P: PeerProtocol> PeerConn<P> {
     /// Finishes our stream, gives the peer a moment to read it, then closes.
     async fn shutdown(&mut self) -> Ended {
         if self.send.finish().is_ok() {
-            let _ = tokio::time::timeout(Duration::from_millis(SHUTDOWN_DRAIN_MS), self.send.stopped()).await;
+            let _ = tokio::time::timeout(
+                Duration::from_millis(SHUTDOWN_DRAIN_MS),
+                self.send.stopped(),
+            )
+            .await;
         }
         transport::close(&self.conn, CloseCode::Shutdown, "the node is shutting down");
         Ended::Shutdown

@@ -21,7 +21,10 @@ pub struct ProtocolError {
 
 impl ProtocolError {
     pub fn new(code: CloseCode, detail: impl Into<String>) -> ProtocolError {
-        ProtocolError { code, detail: detail.into() }
+        ProtocolError {
+            code,
+            detail: detail.into(),
+        }
     }
 
     pub fn protocol(detail: impl Into<String>) -> ProtocolError {
@@ -60,11 +63,20 @@ pub trait PeerProtocol: Send + 'static {
     /// The connection is up: queue the first frames.
     fn handle_connected(&mut self) -> impl Future<Output = Result<(), ProtocolError>> + Send;
     /// One inbound frame's payload.
-    fn handle_frame(&mut self, payload: Vec<u8>) -> impl Future<Output = Result<(), ProtocolError>> + Send;
+    fn handle_frame(
+        &mut self,
+        payload: Vec<u8>,
+    ) -> impl Future<Output = Result<(), ProtocolError>> + Send;
     /// The local feed's newest sequence number moved to `head`.
-    fn handle_local_change(&mut self, head: u64) -> impl Future<Output = Result<(), ProtocolError>> + Send;
+    fn handle_local_change(
+        &mut self,
+        head: u64,
+    ) -> impl Future<Output = Result<(), ProtocolError>> + Send;
     /// The deadline from [`PeerProtocol::poll_timeout`] passed.
-    fn handle_timeout(&mut self, now: Instant) -> impl Future<Output = Result<(), ProtocolError>> + Send;
+    fn handle_timeout(
+        &mut self,
+        now: Instant,
+    ) -> impl Future<Output = Result<(), ProtocolError>> + Send;
     /// The next frame payload to send, if any.
     fn poll_transmit(&mut self) -> Option<Vec<u8>>;
     /// When to call [`PeerProtocol::handle_timeout`].

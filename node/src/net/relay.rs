@@ -82,7 +82,13 @@ pub struct Relay {
 
 impl Relay {
     pub async fn start(target: SocketAddr, faults: Faults, seed: u64) -> std::io::Result<Relay> {
-        let bind: SocketAddr = if target.is_ipv6() { "[::1]:0" } else { "127.0.0.1:0" }.parse().map_err(std::io::Error::other)?;
+        let bind: SocketAddr = if target.is_ipv6() {
+            "[::1]:0"
+        } else {
+            "127.0.0.1:0"
+        }
+        .parse()
+        .map_err(std::io::Error::other)?;
         let socket = Arc::new(UdpSocket::bind(bind).await?);
         let addr = socket.local_addr()?;
         let control = Arc::new(Control {
@@ -94,7 +100,12 @@ impl Relay {
         });
         let cancel = CancellationToken::new();
         let task = tokio::spawn(run(socket, target, bind, control.clone(), cancel.clone()));
-        Ok(Relay { addr, control, cancel, task })
+        Ok(Relay {
+            addr,
+            control,
+            cancel,
+            task,
+        })
     }
 
     pub fn addr(&self) -> SocketAddr {
@@ -107,7 +118,11 @@ impl Relay {
     }
 
     pub fn set_faults(&self, faults: Faults) {
-        *self.control.faults.lock().unwrap_or_else(|e| e.into_inner()) = faults;
+        *self
+            .control
+            .faults
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = faults;
     }
 
     pub fn counters(&self) -> &RelayCounters {
@@ -120,7 +135,13 @@ impl Relay {
     }
 }
 
-async fn run(socket: Arc<UdpSocket>, target: SocketAddr, bind: SocketAddr, control: Arc<Control>, cancel: CancellationToken) {
+async fn run(
+    socket: Arc<UdpSocket>,
+    target: SocketAddr,
+    bind: SocketAddr,
+    control: Arc<Control>,
+    cancel: CancellationToken,
+) {
     let mut flows: HashMap<SocketAddr, Arc<UdpSocket>> = HashMap::new();
     let mut tasks = JoinSet::new();
     let mut buf = vec![0u8; DATAGRAM_MAX_BYTES];
@@ -140,13 +161,16 @@ async fn run(socket: Arc<UdpSocket>, target: SocketAddr, bind: SocketAddr, contr
                 if flows.len() >= FLOWS_MAX {
                     continue;
                 }
-                let Ok(up) = UdpSocket::bind(bind).await else { continue };
+                let Ok(up) = UdpSocket::bind(bind).await else {
+                    continue;
+                };
                 if up.connect(target).await.is_err() {
                     continue;
                 }
                 let up = Arc::new(up);
                 flows.insert(src, up.clone());
-                let (back, down, ctl, token) = (up.clone(), socket.clone(), control.clone(), cancel.clone());
+                let (back, down, ctl, token) =
+                    (up.clone(), socket.clone(), control.clone(), cancel.clone());
                 tasks.spawn(async move {
                     let mut buf = vec![0u8; DATAGRAM_MAX_BYTES];
                     loop {
@@ -167,13 +191,22 @@ async fn run(socket: Arc<UdpSocket>, target: SocketAddr, bind: SocketAddr, contr
     tasks.abort_all();
 }
 
-fn forward(socket: &Arc<UdpSocket>, dest: Option<SocketAddr>, datagram: Vec<u8>, control: &Arc<Control>) {
+fn forward(
+    socket: &Arc<UdpSocket>,
+    dest: Option<SocketAddr>,
+    datagram: Vec<u8>,
+    control: &Arc<Control>,
+) {
     let c = &control.counters;
     if control.blackhole.load(Ordering::Relaxed) {
         c.dropped.fetch_add(1, Ordering::Relaxed);
         return;
     }
-    let faults = control.faults.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    let faults = control
+        .faults
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .clone();
     if control.chance(faults.drop_rate) {
         c.dropped.fetch_add(1, Ordering::Relaxed);
         return;

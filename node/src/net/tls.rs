@@ -6,14 +6,16 @@ use std::collections::HashSet;
 use std::sync::{Arc, RwLock};
 
 use rcgen::{
-    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair, KeyUsagePurpose,
-    SanType,
+    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
+    KeyUsagePurpose, SanType,
 };
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::CryptoProvider;
-use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
 use rustls::server::WebPkiClientVerifier;
-use rustls::{CertificateError, DigitallySignedStruct, DistinguishedName, RootCertStore, SignatureScheme};
+use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
+use rustls::{
+    CertificateError, DigitallySignedStruct, DistinguishedName, RootCertStore, SignatureScheme,
+};
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 use yichuang_shared::ids::{NodeId, Role};
@@ -42,7 +44,9 @@ pub enum TlsError {
     Pem { what: &'static str, detail: String },
     #[error("the certificate does not name a Yichuang node: {0}")]
     NotANode(String),
-    #[error("invalid {what} {value:?}: letters, digits, '-', '_' and '.' only, at most {FIELD_MAX_BYTES} bytes")]
+    #[error(
+        "invalid {what} {value:?}: letters, digits, '-', '_' and '.' only, at most {FIELD_MAX_BYTES} bytes"
+    )]
     Field { what: &'static str, value: String },
     #[error("verifier: {0}")]
     Verifier(String),
@@ -83,7 +87,8 @@ impl NodeIdentity {
         let rest = uri.strip_prefix(URI_PREFIX).ok_or_else(bad)?;
         let (id, query) = rest.split_once('?').ok_or_else(bad)?;
         let node_id: NodeId = id.parse().map_err(|_| bad())?;
-        let (mut role, mut district, mut center, mut staff, mut name) = (None, None, None, None, None);
+        let (mut role, mut district, mut center, mut staff, mut name) =
+            (None, None, None, None, None);
         for pair in query.split('&') {
             let (k, v) = pair.split_once('=').ok_or_else(bad)?;
             let v = pct_decode(v).ok_or_else(bad)?;
@@ -109,7 +114,8 @@ impl NodeIdentity {
     /// Reads the identity out of a DER certificate. Only called on certificates the
     /// CA check has already accepted, so the DER is well formed and ours.
     pub fn from_cert(der: &[u8]) -> Result<NodeIdentity, TlsError> {
-        let uris = der::san_uris(der).ok_or_else(|| TlsError::NotANode("unreadable subject alternative names".into()))?;
+        let uris = der::san_uris(der)
+            .ok_or_else(|| TlsError::NotANode("unreadable subject alternative names".into()))?;
         let uri = uris
             .iter()
             .find(|u| u.starts_with(URI_PREFIX))
@@ -118,15 +124,27 @@ impl NodeIdentity {
     }
 
     fn check_fields(&self) -> Result<(), TlsError> {
-        for (what, value) in [("district", &self.district), ("center", &self.center), ("staff id", &self.staff)] {
+        for (what, value) in [
+            ("district", &self.district),
+            ("center", &self.center),
+            ("staff id", &self.staff),
+        ] {
             let fine = value.len() <= FIELD_MAX_BYTES
-                && value.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
+                && value
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
             if !fine {
-                return Err(TlsError::Field { what, value: value.clone() });
+                return Err(TlsError::Field {
+                    what,
+                    value: value.clone(),
+                });
             }
         }
         if self.name.len() > FIELD_MAX_BYTES * 2 || self.name.is_empty() {
-            return Err(TlsError::Field { what: "node name", value: self.name.clone() });
+            return Err(TlsError::Field {
+                what: "node name",
+                value: self.name.clone(),
+            });
         }
         Ok(())
     }
@@ -177,10 +195,19 @@ impl std::fmt::Debug for CertPair {
 fn ca_params(district: &str) -> CertificateParams {
     let mut params = CertificateParams::default();
     params.distinguished_name = rcgen::DistinguishedName::new();
-    params.distinguished_name.push(DnType::CommonName, format!("Yichuang district {district} CA"));
-    params.distinguished_name.push(DnType::OrganizationName, "Yichuang");
+    params.distinguished_name.push(
+        DnType::CommonName,
+        format!("Yichuang district {district} CA"),
+    );
+    params
+        .distinguished_name
+        .push(DnType::OrganizationName, "Yichuang");
     params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
-    params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
+    params.key_usages = vec![
+        KeyUsagePurpose::KeyCertSign,
+        KeyUsagePurpose::CrlSign,
+        KeyUsagePurpose::DigitalSignature,
+    ];
     params
 }
 
@@ -196,7 +223,10 @@ pub fn make_ca(district: &str) -> Result<CertPair, TlsError> {
     let mut params = ca_params(district);
     validity(&mut params);
     let cert = params.self_signed(&key)?;
-    Ok(CertPair { cert_pem: cert.pem(), key_pem: key.serialize_pem() })
+    Ok(CertPair {
+        cert_pem: cert.pem(),
+        key_pem: key.serialize_pem(),
+    })
 }
 
 /// Issues a node certificate signed by the district CA. The issuer is rebuilt from
@@ -208,14 +238,22 @@ pub fn issue_node_cert(ca_key_pem: &str, who: &NodeIdentity) -> Result<CertPair,
     let key = KeyPair::generate()?;
     let mut params = CertificateParams::default();
     params.distinguished_name = rcgen::DistinguishedName::new();
-    params.distinguished_name.push(DnType::CommonName, who.name.as_str());
-    params.distinguished_name.push(DnType::OrganizationalUnitName, format!("{} {}", who.role, who.center));
+    params
+        .distinguished_name
+        .push(DnType::CommonName, who.name.as_str());
+    params.distinguished_name.push(
+        DnType::OrganizationalUnitName,
+        format!("{} {}", who.role, who.center),
+    );
     params.subject_alt_names = vec![
         SanType::DnsName(SERVER_NAME.try_into()?),
         SanType::URI(who.to_uri().try_into()?),
     ];
     params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
-    params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth, ExtendedKeyUsagePurpose::ClientAuth];
+    params.extended_key_usages = vec![
+        ExtendedKeyUsagePurpose::ServerAuth,
+        ExtendedKeyUsagePurpose::ClientAuth,
+    ];
     params.use_authority_key_identifier_extension = true;
     let mut serial = [0u8; 16];
     getrandom::fill(&mut serial).map_err(|e| TlsError::Verifier(format!("random source: {e}")))?;
@@ -223,16 +261,24 @@ pub fn issue_node_cert(ca_key_pem: &str, who: &NodeIdentity) -> Result<CertPair,
     params.serial_number = Some(rcgen::SerialNumber::from_slice(&serial));
     validity(&mut params);
     let cert = params.signed_by(&key, &issuer)?;
-    Ok(CertPair { cert_pem: cert.pem(), key_pem: key.serialize_pem() })
+    Ok(CertPair {
+        cert_pem: cert.pem(),
+        key_pem: key.serialize_pem(),
+    })
 }
 
 pub fn cert_from_pem(pem: &str) -> Result<CertificateDer<'static>, TlsError> {
-    CertificateDer::from_pem_slice(pem.as_bytes())
-        .map_err(|e| TlsError::Pem { what: "certificate", detail: e.to_string() })
+    CertificateDer::from_pem_slice(pem.as_bytes()).map_err(|e| TlsError::Pem {
+        what: "certificate",
+        detail: e.to_string(),
+    })
 }
 
 pub fn key_from_pem(pem: &str) -> Result<PrivateKeyDer<'static>, TlsError> {
-    PrivateKeyDer::from_pem_slice(pem.as_bytes()).map_err(|e| TlsError::Pem { what: "private key", detail: e.to_string() })
+    PrivateKeyDer::from_pem_slice(pem.as_bytes()).map_err(|e| TlsError::Pem {
+        what: "private key",
+        detail: e.to_string(),
+    })
 }
 
 /// What a node trusts: the district and its CA, and the nodes revoked so far. The
@@ -247,7 +293,11 @@ pub struct Trust {
 
 impl Trust {
     pub fn new(district: String, ca: CertificateDer<'static>) -> Arc<Trust> {
-        Arc::new(Trust { district, ca, revoked: RwLock::new(Arc::new(HashSet::new())) })
+        Arc::new(Trust {
+            district,
+            ca,
+            revoked: RwLock::new(Arc::new(HashSet::new())),
+        })
     }
 
     pub fn set_revoked(&self, revoked: HashSet<NodeId>) {
@@ -257,7 +307,10 @@ impl Trust {
     }
 
     pub fn is_revoked(&self, id: &NodeId) -> bool {
-        self.revoked.read().unwrap_or_else(|e| e.into_inner()).contains(id)
+        self.revoked
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains(id)
     }
 
     fn roots(&self) -> Result<Arc<RootCertStore>, TlsError> {
@@ -272,7 +325,9 @@ impl Trust {
             .map_err(|_| rustls::Error::InvalidCertificate(CertificateError::BadEncoding))?;
         if who.district != self.district {
             tracing::warn!(node = %who.node_id, district = %who.district, "refused a node of another district");
-            return Err(rustls::Error::InvalidCertificate(CertificateError::ApplicationVerificationFailure));
+            return Err(rustls::Error::InvalidCertificate(
+                CertificateError::ApplicationVerificationFailure,
+            ));
         }
         if self.is_revoked(&who.node_id) {
             tracing::warn!(node = %who.node_id, "refused a revoked node");
@@ -300,7 +355,8 @@ impl ClientCertVerifier for NodeClientVerifier {
         intermediates: &[CertificateDer<'_>],
         now: UnixTime,
     ) -> Result<ClientCertVerified, rustls::Error> {
-        self.inner.verify_client_cert(end_entity, intermediates, now)?;
+        self.inner
+            .verify_client_cert(end_entity, intermediates, now)?;
         self.trust.check_node(end_entity)?;
         Ok(ClientCertVerified::assertion())
     }
@@ -345,7 +401,13 @@ impl ServerCertVerifier for NodeServerVerifier {
         ocsp_response: &[u8],
         now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
-        self.inner.verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)?;
+        self.inner.verify_server_cert(
+            end_entity,
+            intermediates,
+            server_name,
+            ocsp_response,
+            now,
+        )?;
         self.trust.check_node(end_entity)?;
         Ok(ServerCertVerified::assertion())
     }
@@ -386,16 +448,27 @@ impl Credentials {
         let cert = cert_from_pem(&pair.cert_pem)?;
         let key = key_from_pem(&pair.key_pem)?;
         let identity = NodeIdentity::from_cert(&cert)?;
-        Ok(Credentials { cert, key, identity })
+        Ok(Credentials {
+            cert,
+            key,
+            identity,
+        })
     }
 }
 
 /// TLS for accepting: TLS 1.3, client certificate required and checked.
-pub fn server_config(creds: &Credentials, trust: &Arc<Trust>, alpn: &[u8]) -> Result<rustls::ServerConfig, TlsError> {
+pub fn server_config(
+    creds: &Credentials,
+    trust: &Arc<Trust>,
+    alpn: &[u8],
+) -> Result<rustls::ServerConfig, TlsError> {
     let inner = WebPkiClientVerifier::builder_with_provider(trust.roots()?, provider())
         .build()
         .map_err(|e| TlsError::Verifier(e.to_string()))?;
-    let verifier = Arc::new(NodeClientVerifier { inner, trust: trust.clone() });
+    let verifier = Arc::new(NodeClientVerifier {
+        inner,
+        trust: trust.clone(),
+    });
     let mut config = rustls::ServerConfig::builder_with_provider(provider())
         .with_protocol_versions(&[&rustls::version::TLS13])?
         .with_client_cert_verifier(verifier)
@@ -409,11 +482,19 @@ pub fn server_config(creds: &Credentials, trust: &Arc<Trust>, alpn: &[u8]) -> Re
 }
 
 /// TLS for dialing: TLS 1.3, our certificate offered, the server's checked.
-pub fn client_config(creds: &Credentials, trust: &Arc<Trust>, alpn: &[u8]) -> Result<rustls::ClientConfig, TlsError> {
-    let inner = rustls::client::WebPkiServerVerifier::builder_with_provider(trust.roots()?, provider())
-        .build()
-        .map_err(|e| TlsError::Verifier(e.to_string()))?;
-    let verifier = Arc::new(NodeServerVerifier { inner, trust: trust.clone() });
+pub fn client_config(
+    creds: &Credentials,
+    trust: &Arc<Trust>,
+    alpn: &[u8],
+) -> Result<rustls::ClientConfig, TlsError> {
+    let inner =
+        rustls::client::WebPkiServerVerifier::builder_with_provider(trust.roots()?, provider())
+            .build()
+            .map_err(|e| TlsError::Verifier(e.to_string()))?;
+    let verifier = Arc::new(NodeServerVerifier {
+        inner,
+        trust: trust.clone(),
+    });
     let mut config = rustls::ClientConfig::builder_with_provider(provider())
         .with_protocol_versions(&[&rustls::version::TLS13])?
         .dangerous()
@@ -449,7 +530,9 @@ mod der {
             if n == 0 || n > 4 || rest.len() < n {
                 return None;
             }
-            let len = rest[..n].iter().fold(0usize, |acc, &b| (acc << 8) | b as usize);
+            let len = rest[..n]
+                .iter()
+                .fold(0usize, |acc, &b| (acc << 8) | b as usize);
             (len, &rest[n..])
         };
         if rest.len() < len {
@@ -535,7 +618,12 @@ mod tests {
         let mut w = who();
         w.staff = "S 01&x".into();
         assert!(issue_node_cert(&ca.key_pem, &w).is_err());
-        for bad in ["", "yichuang://node/zz?role=hub", "yichuang://node/0102030405060708?role=boss&district=1&center=1", "https://x"] {
+        for bad in [
+            "",
+            "yichuang://node/zz?role=hub",
+            "yichuang://node/0102030405060708?role=boss&district=1&center=1",
+            "https://x",
+        ] {
             assert!(NodeIdentity::from_uri(bad).is_err(), "{bad}");
         }
         assert!(der::san_uris(&[0x30, 0x85, 1, 2]).is_none());

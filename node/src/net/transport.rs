@@ -87,7 +87,9 @@ impl CloseCode {
     }
 
     pub fn from_code(code: u64) -> Option<CloseCode> {
-        CloseCode::ALL.into_iter().find(|c| u64::from(c.code()) == code)
+        CloseCode::ALL
+            .into_iter()
+            .find(|c| u64::from(c.code()) == code)
     }
 
     pub fn as_str(self) -> &'static str {
@@ -119,8 +121,13 @@ pub fn close(conn: &quinn::Connection, code: CloseCode, reason: &str) {
 pub fn describe_close(e: &quinn::ConnectionError) -> String {
     match e {
         quinn::ConnectionError::ApplicationClosed(c) => {
-            let code = CloseCode::from_code(c.error_code.into_inner()).map(CloseCode::as_str).unwrap_or("unknown");
-            format!("closed by the peer ({code}): {}", String::from_utf8_lossy(&c.reason))
+            let code = CloseCode::from_code(c.error_code.into_inner())
+                .map(CloseCode::as_str)
+                .unwrap_or("unknown");
+            format!(
+                "closed by the peer ({code}): {}",
+                String::from_utf8_lossy(&c.reason)
+            )
         }
         quinn::ConnectionError::ConnectionClosed(c) => format!("refused by the peer: {c}"),
         quinn::ConnectionError::LocallyClosed => "closed here".into(),
@@ -132,7 +139,9 @@ pub fn describe_close(e: &quinn::ConnectionError) -> String {
 fn transport_config() -> Arc<TransportConfig> {
     let mut t = TransportConfig::default();
     // Invariant: the constant is far below the VarInt maximum.
-    t.max_idle_timeout(Some(IdleTimeout::try_from(Duration::from_millis(IDLE_TIMEOUT_MS)).expect("idle timeout fits")));
+    t.max_idle_timeout(Some(
+        IdleTimeout::try_from(Duration::from_millis(IDLE_TIMEOUT_MS)).expect("idle timeout fits"),
+    ));
     t.keep_alive_interval(Some(Duration::from_millis(KEEP_ALIVE_MS)));
     t.max_concurrent_bidi_streams(VarInt::from_u32(PEER_BIDI_STREAMS_MAX));
     t.max_concurrent_uni_streams(VarInt::from_u32(0));
@@ -149,21 +158,32 @@ pub enum TransportError {
     #[error("quic configuration: {0}")]
     Config(String),
     #[error("binding {addr}: {source}")]
-    Bind { addr: SocketAddr, source: std::io::Error },
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
 }
 
 /// The client side of a node: dials with its certificate.
-pub fn client_config(creds: &Credentials, trust: &Arc<Trust>) -> Result<quinn::ClientConfig, TransportError> {
+pub fn client_config(
+    creds: &Credentials,
+    trust: &Arc<Trust>,
+) -> Result<quinn::ClientConfig, TransportError> {
     let tls = tls::client_config(creds, trust, ALPN)?;
-    let quic = QuicClientConfig::try_from(tls).map_err(|e| TransportError::Config(e.to_string()))?;
+    let quic =
+        QuicClientConfig::try_from(tls).map_err(|e| TransportError::Config(e.to_string()))?;
     let mut config = quinn::ClientConfig::new(Arc::new(quic));
     config.transport_config(transport_config());
     Ok(config)
 }
 
-pub fn server_config(creds: &Credentials, trust: &Arc<Trust>) -> Result<quinn::ServerConfig, TransportError> {
+pub fn server_config(
+    creds: &Credentials,
+    trust: &Arc<Trust>,
+) -> Result<quinn::ServerConfig, TransportError> {
     let tls = tls::server_config(creds, trust, ALPN)?;
-    let quic = QuicServerConfig::try_from(tls).map_err(|e| TransportError::Config(e.to_string()))?;
+    let quic =
+        QuicServerConfig::try_from(tls).map_err(|e| TransportError::Config(e.to_string()))?;
     let mut config = quinn::ServerConfig::with_crypto(Arc::new(quic));
     config.transport_config(transport_config());
     // 0-RTT is off (rustls' default max_early_data_size is 0): sync messages are not
@@ -181,7 +201,8 @@ pub fn endpoint(
     let mut endpoint = match listen {
         Some(addr) => {
             let server = server_config(creds, trust)?;
-            Endpoint::server(server, addr).map_err(|source| TransportError::Bind { addr, source })?
+            Endpoint::server(server, addr)
+                .map_err(|source| TransportError::Bind { addr, source })?
         }
         None => {
             let addr: SocketAddr = ([0, 0, 0, 0], 0).into();
@@ -194,10 +215,16 @@ pub fn endpoint(
 
 /// The peer's identity from its verified certificate, and the ALPN it agreed to.
 pub fn peer_identity(conn: &quinn::Connection) -> Option<tls::NodeIdentity> {
-    let certs = conn.peer_identity()?.downcast::<Vec<rustls_pki_types::CertificateDer<'static>>>().ok()?;
+    let certs = conn
+        .peer_identity()?
+        .downcast::<Vec<rustls_pki_types::CertificateDer<'static>>>()
+        .ok()?;
     tls::NodeIdentity::from_cert(certs.first()?).ok()
 }
 
 pub fn negotiated_alpn(conn: &quinn::Connection) -> Option<Vec<u8>> {
-    conn.handshake_data()?.downcast::<quinn::crypto::rustls::HandshakeData>().ok()?.protocol
+    conn.handshake_data()?
+        .downcast::<quinn::crypto::rustls::HandshakeData>()
+        .ok()?
+        .protocol
 }

@@ -7,8 +7,8 @@
 
 mod actor;
 mod cases;
-pub mod nodes;
 pub mod docs;
+pub mod nodes;
 mod remote;
 pub mod schema;
 mod tx;

@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, HashSet};
 
 use automerge::transaction::Transactable;
-use automerge::{ObjType, ReadDoc, ROOT, Value};
+use automerge::{ObjType, ROOT, ReadDoc, Value};
 use rusqlite::OptionalExtension;
 use serde::{Deserialize, Serialize};
 use yichuang_shared::ids::{NodeId, RefDoc, Role};
@@ -50,7 +50,10 @@ impl Registry {
         {
             return Some((id, r));
         }
-        self.nodes.iter().find(|(_, r)| r.name == key).map(|(id, r)| (*id, r))
+        self.nodes
+            .iter()
+            .find(|(_, r)| r.name == key)
+            .map(|(id, r)| (*id, r))
     }
 }
 
@@ -63,11 +66,14 @@ fn read_map<T: serde::de::DeserializeOwned>(
         return Err(StoreError::Corrupt(format!("ref-nodes has no {key} map")));
     };
     for k in doc.keys(&obj) {
-        let Ok(id) = k.parse::<NodeId>() else { continue };
+        let Ok(id) = k.parse::<NodeId>() else {
+            continue;
+        };
         if let Some((Value::Scalar(s), _)) = doc.get(&obj, k.as_str())?
             && let Some(text) = s.as_str()
         {
-            let value = serde_json::from_str(text).map_err(|e| StoreError::Corrupt(format!("ref-nodes {key}/{k}: {e}")))?;
+            let value = serde_json::from_str(text)
+                .map_err(|e| StoreError::Corrupt(format!("ref-nodes {key}/{k}: {e}")))?;
             out.insert(id, value);
         }
     }
@@ -78,14 +84,21 @@ impl Store {
     /// The registry as the `ref-nodes` document holds it now.
     pub fn registry(&mut self) -> Result<Registry, StoreError> {
         let doc = fresh_doc(&self.conn, &mut self.cache, &RefDoc::Nodes.doc_id())?;
-        Ok(Registry { nodes: read_map(doc, "nodes")?, revoked: read_map(doc, "revoked")? })
+        Ok(Registry {
+            nodes: read_map(doc, "nodes")?,
+            revoked: read_map(doc, "revoked")?,
+        })
     }
 
     /// The `ref-nodes` document's last change sequence number: a cheap "did it change".
     pub fn registry_seq(&self) -> Result<i64, StoreError> {
         let seq: Option<i64> = self
             .conn
-            .query_row("SELECT last_seq FROM docs WHERE doc_id = ?1", [RefDoc::Nodes.doc_id().as_str()], |r| r.get(0))
+            .query_row(
+                "SELECT last_seq FROM docs WHERE doc_id = ?1",
+                [RefDoc::Nodes.doc_id().as_str()],
+                |r| r.get(0),
+            )
             .optional()?;
         Ok(seq.unwrap_or(0))
     }
@@ -104,7 +117,9 @@ impl Store {
 
     fn put_registry(&mut self, map: &str, id: NodeId, json: String) -> Result<(), StoreError> {
         if self.settings.role != Role::Hub {
-            return Err(StoreError::Invalid("only the hub writes the node registry".into()));
+            return Err(StoreError::Invalid(
+                "only the hub writes the node registry".into(),
+            ));
         }
         let doc_id = RefDoc::Nodes.doc_id();
         let result = (|| {
@@ -119,7 +134,15 @@ impl Store {
             doc.put(&obj, id.to_string(), json)?;
             doc.commit();
             let changes = doc.get_changes(&before);
-            let (last_seq, _) = write_changes(&tx, &doc_id, kind_of(RefDoc::Nodes), &changes, doc, None, now_ms())?;
+            let (last_seq, _) = write_changes(
+                &tx,
+                &doc_id,
+                kind_of(RefDoc::Nodes),
+                &changes,
+                doc,
+                None,
+                now_ms(),
+            )?;
             tx.commit()?;
             Ok(last_seq)
         })();

@@ -18,7 +18,9 @@ fn make_cases(dir: &Path, n: usize, seed: u64) -> Vec<String> {
     let mut s = Store::open(dir).unwrap();
     let items: Vec<String> = s.catalog().unwrap().keys().take(10).cloned().collect();
     let mut rng = Rng::new(seed);
-    let reqs: Vec<_> = (0..n).map(|_| fake::case_request(&mut rng, &items, "clerk")).collect();
+    let reqs: Vec<_> = (0..n)
+        .map(|_| fake::case_request(&mut rng, &items, "clerk"))
+        .collect();
     s.create_cases_batch(&reqs).unwrap()
 }
 
@@ -29,11 +31,21 @@ fn case_count(dir: &Path) -> usize {
 #[test]
 fn a_lossy_reordering_link_and_a_blackout_lose_nothing() {
     let root = TempDir::new("net-relay");
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
     rt.block_on(async {
         let layout = district::enroll_district(root.path(), 2, 0).unwrap();
         let running = district::start(&layout, false).await.unwrap();
-        let bad = Faults { drop_rate: 0.1, duplicate_rate: 0.05, reorder_rate: 0.1, delay_ms: 5, jitter_ms: 15 };
+        let bad = Faults {
+            drop_rate: 0.1,
+            duplicate_rate: 0.05,
+            reorder_rate: 0.1,
+            delay_ms: 5,
+            jitter_ms: 15,
+        };
         running.relays[0].set_faults(bad.clone());
         running.relays[1].set_faults(bad);
         let dirs: Vec<_> = layout.all().map(|m| m.dir.clone()).collect();
@@ -41,7 +53,11 @@ fn a_lossy_reordering_link_and_a_blackout_lose_nothing() {
         for round in 0..3u64 {
             for (i, d) in dirs.iter().enumerate() {
                 let d = d.clone();
-                made += tokio::task::spawn_blocking(move || make_cases(&d, 10, round * 10 + i as u64)).await.unwrap().len();
+                made +=
+                    tokio::task::spawn_blocking(move || make_cases(&d, 10, round * 10 + i as u64))
+                        .await
+                        .unwrap()
+                        .len();
             }
             if round == 1 {
                 // A blackout: every datagram of the first center's link is swallowed,
@@ -49,8 +65,16 @@ fn a_lossy_reordering_link_and_a_blackout_lose_nothing() {
                 running.relays[0].set_blackhole(true);
                 let c0 = &running.centers[0];
                 let deadline = tokio::time::Instant::now() + CONVERGE;
-                while c0.board().snapshot().iter().any(|p| p.connected && p.role == yichuang_shared::ids::Role::Hub) {
-                    assert!(tokio::time::Instant::now() < deadline, "the cut link was never declared dead");
+                while c0
+                    .board()
+                    .snapshot()
+                    .iter()
+                    .any(|p| p.connected && p.role == yichuang_shared::ids::Role::Hub)
+                {
+                    assert!(
+                        tokio::time::Instant::now() < deadline,
+                        "the cut link was never declared dead"
+                    );
                     tokio::time::sleep(Duration::from_millis(100)).await;
                 }
                 running.relays[0].set_blackhole(false);
@@ -60,17 +84,31 @@ fn a_lossy_reordering_link_and_a_blackout_lose_nothing() {
         let deadline = tokio::time::Instant::now() + CONVERGE;
         loop {
             let l2 = l.clone();
-            let problems = tokio::task::spawn_blocking(move || district::disagreements(&l2).unwrap()).await.unwrap();
+            let problems =
+                tokio::task::spawn_blocking(move || district::disagreements(&l2).unwrap())
+                    .await
+                    .unwrap();
             if problems.is_empty() {
                 break;
             }
-            assert!(tokio::time::Instant::now() < deadline, "no convergence: {problems:?}");
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "no convergence: {problems:?}"
+            );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         let hub = layout.hub.dir.clone();
-        assert_eq!(tokio::task::spawn_blocking(move || case_count(&hub)).await.unwrap(), made);
+        assert_eq!(
+            tokio::task::spawn_blocking(move || case_count(&hub))
+                .await
+                .unwrap(),
+            made
+        );
         let c = running.relays[0].counters();
-        assert!(c.dropped.load(std::sync::atomic::Ordering::Relaxed) > 0, "the relay did drop datagrams");
+        assert!(
+            c.dropped.load(std::sync::atomic::Ordering::Relaxed) > 0,
+            "the relay did drop datagrams"
+        );
         running.shutdown().await;
     });
 }
@@ -89,7 +127,11 @@ fn a_center_killed_mid_sync_again_and_again_converges_and_loses_nothing() {
         let mut c = Serve::start(center);
         wait_until("the sync has started", CONVERGE, || {
             let n = case_count(&hub);
-            if n > before { Ok(()) } else { Err(format!("hub still at {n}")) }
+            if n > before {
+                Ok(())
+            } else {
+                Err(format!("hub still at {n}"))
+            }
         });
         c.kill();
         // Everything acknowledged at the center is still there after SIGKILL.
@@ -99,7 +141,11 @@ fn a_center_killed_mid_sync_again_and_again_converges_and_loses_nothing() {
     let _c = Serve::start(center);
     wait_until("all cases at the hub", CONVERGE, || {
         let at_hub = case_count(&hub);
-        if at_hub == acknowledged.len() { Ok(()) } else { Err(format!("{at_hub} of {}", acknowledged.len())) }
+        if at_hub == acknowledged.len() {
+            Ok(())
+        } else {
+            Err(format!("{at_hub} of {}", acknowledged.len()))
+        }
     });
     let hub_cases = district::case_digest(&hub).unwrap();
     let center_cases = district::case_digest(center).unwrap();

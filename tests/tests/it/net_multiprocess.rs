@@ -4,7 +4,9 @@
 
 use std::time::Duration;
 
-use yichuang_tests::net::{Serve, case_numbers, cli_district, free_udp_port, new_case, settled, status, wait_until};
+use yichuang_tests::net::{
+    Serve, case_numbers, cli_district, free_udp_port, new_case, settled, status, wait_until,
+};
 use yichuang_tests::{TempDir, first_item};
 
 const CONVERGE: Duration = Duration::from_secs(30);
@@ -21,7 +23,11 @@ fn centers_work_while_the_hub_is_down_and_everything_converges_after() {
     let first = [new_case(&centers[0], &item), new_case(&centers[1], &item)];
     wait_until("first cases at the hub", CONVERGE, || {
         let at_hub = case_numbers(&hub);
-        if first.iter().all(|c| at_hub.contains(c)) { Ok(()) } else { Err(format!("hub has {at_hub:?}")) }
+        if first.iter().all(|c| at_hub.contains(c)) {
+            Ok(())
+        } else {
+            Err(format!("hub has {at_hub:?}"))
+        }
     });
 
     hub_proc.stop();
@@ -33,20 +39,32 @@ fn centers_work_while_the_hub_is_down_and_everything_converges_after() {
     // The centers keep working and know the hub has not seen these.
     wait_until("centers see the hub gone", CONVERGE, || {
         let st = status(&centers[0]);
-        if st["peers"][0]["connected"] == false { Ok(()) } else { Err(st.to_string()) }
+        if st["peers"][0]["connected"] == false {
+            Ok(())
+        } else {
+            Err(st.to_string())
+        }
     });
 
     let _hub_again = Serve::start(&hub);
-    wait_until("every case at the hub, nothing waiting anywhere", CONVERGE, || {
-        let at_hub = case_numbers(&hub);
-        let missing: Vec<_> = first.iter().chain(&offline).filter(|c| !at_hub.contains(*c)).collect();
-        if !missing.is_empty() {
-            return Err(format!("missing at the hub: {missing:?}"));
-        }
-        settled(&hub, 2)?;
-        settled(&centers[0], 1)?;
-        settled(&centers[1], 1)
-    });
+    wait_until(
+        "every case at the hub, nothing waiting anywhere",
+        CONVERGE,
+        || {
+            let at_hub = case_numbers(&hub);
+            let missing: Vec<_> = first
+                .iter()
+                .chain(&offline)
+                .filter(|c| !at_hub.contains(*c))
+                .collect();
+            if !missing.is_empty() {
+                return Err(format!("missing at the hub: {missing:?}"));
+            }
+            settled(&hub, 2)?;
+            settled(&centers[0], 1)?;
+            settled(&centers[1], 1)
+        },
+    );
     assert_eq!(case_numbers(&hub).len(), 8);
     // Each center holds its own cases only.
     assert_eq!(case_numbers(&centers[0]).len(), 4);

@@ -22,7 +22,11 @@ const POLL: Duration = Duration::from_millis(50);
 
 fn runtime() -> tokio::runtime::Runtime {
     // Invariant: building a runtime fails only without OS resources.
-    tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("tokio runtime")
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("tokio runtime")
 }
 
 async fn wait_for<T>(what: &str, mut check: impl AsyncFnMut() -> Result<T, String>) -> T {
@@ -42,7 +46,12 @@ async fn wait_for<T>(what: &str, mut check: impl AsyncFnMut() -> Result<T, Strin
 }
 
 /// A certificate for `role` of center `center` signed by the district's real CA.
-fn enrolled_identity(hub_dir: &Path, role: Role, center: &str, staff: &str) -> (Credentials, Arc<Trust>) {
+fn enrolled_identity(
+    hub_dir: &Path,
+    role: Role,
+    center: &str,
+    staff: &str,
+) -> (Credentials, Arc<Trust>) {
     let ca_key = std::fs::read_to_string(hub_dir.join("ca.key")).unwrap();
     let who = NodeIdentity {
         node_id: NodeId(store::random_bytes()),
@@ -53,7 +62,10 @@ fn enrolled_identity(hub_dir: &Path, role: Role, center: &str, staff: &str) -> (
         staff: staff.into(),
     };
     let pair = tls::issue_node_cert(&ca_key, &who).unwrap();
-    (Credentials::from_pem(&pair).unwrap(), district_trust(hub_dir))
+    (
+        Credentials::from_pem(&pair).unwrap(),
+        district_trust(hub_dir),
+    )
 }
 
 fn district_trust(hub_dir: &Path) -> Arc<Trust> {
@@ -61,22 +73,36 @@ fn district_trust(hub_dir: &Path) -> Arc<Trust> {
     Trust::new("440399".into(), ca)
 }
 
-async fn dial(addr: SocketAddr, creds: &Credentials, trust: &Arc<Trust>, alpn: &[u8]) -> Result<quinn::Connection, String> {
+async fn dial(
+    addr: SocketAddr,
+    creds: &Credentials,
+    trust: &Arc<Trust>,
+    alpn: &[u8],
+) -> Result<quinn::Connection, String> {
     let mut tls = tls::client_config(creds, trust, alpn).unwrap();
     if alpn.is_empty() {
         tls.alpn_protocols.clear();
     }
     let config = quinn::ClientConfig::new(Arc::new(QuicClientConfig::try_from(tls).unwrap()));
     let endpoint = quinn::Endpoint::client("127.0.0.1:0".parse().unwrap()).unwrap();
-    let connecting = endpoint.connect_with(config, addr, tls::SERVER_NAME).map_err(|e| e.to_string())?;
-    tokio::time::timeout(DEADLINE, connecting).await.map_err(|_| "handshake timed out".to_string())?.map_err(|e| transport::describe_close(&e))
+    let connecting = endpoint
+        .connect_with(config, addr, tls::SERVER_NAME)
+        .map_err(|e| e.to_string())?;
+    tokio::time::timeout(DEADLINE, connecting)
+        .await
+        .map_err(|_| "handshake timed out".to_string())?
+        .map_err(|e| transport::describe_close(&e))
 }
 
 /// Why the connection ended; it must end within the deadline.
 async fn close_reason(conn: &quinn::Connection) -> (Option<CloseCode>, String) {
-    let e = tokio::time::timeout(DEADLINE, conn.closed()).await.expect("the peer should close the connection");
+    let e = tokio::time::timeout(DEADLINE, conn.closed())
+        .await
+        .expect("the peer should close the connection");
     let code = match &e {
-        quinn::ConnectionError::ApplicationClosed(c) => CloseCode::from_code(c.error_code.into_inner()),
+        quinn::ConnectionError::ApplicationClosed(c) => {
+            CloseCode::from_code(c.error_code.into_inner())
+        }
         _ => None,
     };
     (code, transport::describe_close(&e))
@@ -89,14 +115,23 @@ async fn still_serving(layout: &Layout) {
         let mut s = Store::open(&dir).unwrap();
         let items: Vec<String> = s.catalog().unwrap().keys().take(1).cloned().collect();
         let mut rng = yichuang_node::bench::fake::Rng::new(7);
-        s.create_case(&yichuang_node::bench::fake::case_request(&mut rng, &items, "clerk")).unwrap().doc_id.to_string()
+        s.create_case(&yichuang_node::bench::fake::case_request(
+            &mut rng, &items, "clerk",
+        ))
+        .unwrap()
+        .doc_id
+        .to_string()
     })
     .await
     .unwrap();
     let hub = layout.hub.dir.clone();
     wait_for("a new case reaches the hub", async || {
         let (hub, doc) = (hub.clone(), doc.clone());
-        let has = tokio::task::spawn_blocking(move || district::case_digest(&hub).unwrap().contains_key(&doc)).await.unwrap();
+        let has = tokio::task::spawn_blocking(move || {
+            district::case_digest(&hub).unwrap().contains_key(&doc)
+        })
+        .await
+        .unwrap();
         if has { Ok(()) } else { Err("not yet".into()) }
     })
     .await;
@@ -126,7 +161,8 @@ fn foreign_certificates_wrong_versions_and_garbage_are_refused_while_the_hub_ser
             center: "001".into(),
             staff: String::new(),
         };
-        let foreign = Credentials::from_pem(&tls::issue_node_cert(&other_ca.key_pem, &who).unwrap()).unwrap();
+        let foreign =
+            Credentials::from_pem(&tls::issue_node_cert(&other_ca.key_pem, &who).unwrap()).unwrap();
         let reason = match dial(hub, &foreign, &trust, ALPN).await {
             Err(e) => e,
             Ok(conn) => {
@@ -139,8 +175,15 @@ fn foreign_certificates_wrong_versions_and_garbage_are_refused_while_the_hub_ser
 
         let (creds, trust) = enrolled_identity(&layout.hub.dir, Role::Center, "001", "");
         // A wrong ALPN (another protocol version) fails the handshake.
-        let e = dial(hub, &creds, &trust, b"yichuang/99").await.err().expect("wrong ALPN must fail");
-        assert!(e.to_lowercase().contains("application protocol") || e.contains("NoApplicationProtocol") || e.contains("120"), "{e}");
+        let e = dial(hub, &creds, &trust, b"yichuang/99")
+            .await
+            .expect_err("wrong ALPN must fail");
+        assert!(
+            e.to_lowercase().contains("application protocol")
+                || e.contains("NoApplicationProtocol")
+                || e.contains("120"),
+            "{e}"
+        );
         // No ALPN at all: closed with the version code and the protocol we speak.
         if let Ok(conn) = dial(hub, &creds, &trust, b"").await {
             let (code, reason) = close_reason(&conn).await;
@@ -154,7 +197,10 @@ fn foreign_certificates_wrong_versions_and_garbage_are_refused_while_the_hub_ser
         write_frame(&mut send, &[9, 1, 0, 0]).await.unwrap();
         let (code, reason) = close_reason(&conn).await;
         assert_eq!(code, Some(CloseCode::Version), "{reason}");
-        assert!(reason.contains("unsupported protocol version 9"), "{reason}");
+        assert!(
+            reason.contains("unsupported protocol version 9"),
+            "{reason}"
+        );
 
         // An oversized frame: refused from its header, before any allocation.
         let conn = dial(hub, &creds, &trust, ALPN).await.unwrap();
@@ -206,11 +252,23 @@ fn revoked_nodes_are_refused_at_the_hub_at_once_and_at_their_center_after_the_li
         let revoked_center = &layout.centers[1];
         // Wait until the laptop is talking to its center.
         wait_for("laptop connected", async || {
-            if running.laptops[0].board().snapshot().iter().any(|p| p.connected) { Ok(()) } else { Err("no".into()) }
+            if running.laptops[0]
+                .board()
+                .snapshot()
+                .iter()
+                .any(|p| p.connected)
+            {
+                Ok(())
+            } else {
+                Err("no".into())
+            }
         })
         .await;
         let hub_dir = layout.hub.dir.clone();
-        let (lid, cid) = (laptop.settings.node_id.to_string(), revoked_center.settings.node_id.to_string());
+        let (lid, cid) = (
+            laptop.settings.node_id.to_string(),
+            revoked_center.settings.node_id.to_string(),
+        );
         tokio::task::spawn_blocking(move || {
             let mut hub = Store::open(&hub_dir).unwrap();
             yichuang_node::net::enroll::revoke(&mut hub, &cid).unwrap();
@@ -222,9 +280,16 @@ fn revoked_nodes_are_refused_at_the_hub_at_once_and_at_their_center_after_the_li
         // The hub drops the revoked center at once and refuses it from then on.
         wait_for("revoked center cut off", async || {
             let board = running.centers[1].board().snapshot();
-            let hub_peer = board.iter().find(|p| p.role == Role::Hub).ok_or("no hub peer")?;
+            let hub_peer = board
+                .iter()
+                .find(|p| p.role == Role::Hub)
+                .ok_or("no hub peer")?;
             let err = hub_peer.last_error.clone().unwrap_or_default();
-            if !hub_peer.connected && err.to_lowercase().contains("revoked") { Ok(()) } else { Err(format!("{hub_peer:?}")) }
+            if !hub_peer.connected && err.to_lowercase().contains("revoked") {
+                Ok(())
+            } else {
+                Err(format!("{hub_peer:?}"))
+            }
         })
         .await;
         // The list reaches the first center, which then refuses the revoked laptop.
@@ -232,15 +297,27 @@ fn revoked_nodes_are_refused_at_the_hub_at_once_and_at_their_center_after_the_li
         let laptop_id = laptop.settings.node_id;
         wait_for("revocation list at the center", async || {
             let d = center_dir.clone();
-            let revoked = tokio::task::spawn_blocking(move || Store::open(&d).unwrap().registry().unwrap().revoked_ids()).await.unwrap();
-            if revoked.contains(&laptop_id) { Ok(()) } else { Err(format!("{revoked:?}")) }
+            let revoked = tokio::task::spawn_blocking(move || {
+                Store::open(&d).unwrap().registry().unwrap().revoked_ids()
+            })
+            .await
+            .unwrap();
+            if revoked.contains(&laptop_id) {
+                Ok(())
+            } else {
+                Err(format!("{revoked:?}"))
+            }
         })
         .await;
         wait_for("laptop refused everywhere", async || {
             let board = running.laptops[0].board().snapshot();
             let connected = board.iter().any(|p| p.connected);
             let errs: Vec<String> = board.iter().filter_map(|p| p.last_error.clone()).collect();
-            if !connected && errs.iter().any(|e| e.to_lowercase().contains("revoked")) { Ok(()) } else { Err(format!("{board:?}")) }
+            if !connected && errs.iter().any(|e| e.to_lowercase().contains("revoked")) {
+                Ok(())
+            } else {
+                Err(format!("{board:?}"))
+            }
         })
         .await;
         // A revoked node cannot be enrolled again under its id.
@@ -255,7 +332,9 @@ fn revoked_nodes_are_refused_at_the_hub_at_once_and_at_their_center_after_the_li
                 node_id: Some(center_id),
                 center_addr: None,
             };
-            yichuang_node::net::enroll::issue(&mut hub, &req).map(|_| ()).map_err(|e| e.to_string())
+            yichuang_node::net::enroll::issue(&mut hub, &req)
+                .map(|_| ())
+                .map_err(|e| e.to_string())
         })
         .await
         .unwrap();
@@ -279,12 +358,19 @@ fn foreign_case_changes(root: &Path) -> (String, Vec<Entry>) {
     let mut s = Store::init(&root.join("scratch"), settings).unwrap();
     let items: Vec<String> = s.catalog().unwrap().keys().take(1).cloned().collect();
     let mut rng = yichuang_node::bench::fake::Rng::new(3);
-    let created = s.create_case(&yichuang_node::bench::fake::case_request(&mut rng, &items, "clerk")).unwrap();
+    let created = s
+        .create_case(&yichuang_node::bench::fake::case_request(
+            &mut rng, &items, "clerk",
+        ))
+        .unwrap();
     let entries = s
         .raw_changes(&created.doc_id)
         .unwrap()
         .into_iter()
-        .map(|(_, bytes)| Entry { doc: created.doc_id.clone(), bytes })
+        .map(|(_, bytes)| Entry {
+            doc: created.doc_id.clone(),
+            bytes,
+        })
         .collect();
     (created.doc_id.to_string(), entries)
 }
@@ -299,13 +385,30 @@ fn out_of_scope_changes_are_refused_and_reported_while_the_session_goes_on() {
         let (creds, trust) = enrolled_identity(&layout.hub.dir, Role::Center, "001", "");
         let conn = dial(hub, &creds, &trust, ALPN).await.unwrap();
         let (mut send, mut recv) = conn.open_bi().await.unwrap();
-        let hello = Hello { node: creds.identity.node_id, epoch: 1, head: 1, your_epoch: 0, your_seq: 0 };
-        write_frame(&mut send, &Message::Hello(hello).encode()).await.unwrap();
-        let changes = Message::Changes { from_seq: 0, up_to_seq: 1, head: 1, entries };
+        let hello = Hello {
+            node: creds.identity.node_id,
+            epoch: 1,
+            head: 1,
+            your_epoch: 0,
+            your_seq: 0,
+        };
+        write_frame(&mut send, &Message::Hello(hello).encode())
+            .await
+            .unwrap();
+        let changes = Message::Changes {
+            from_seq: 0,
+            up_to_seq: 1,
+            head: 1,
+            entries,
+        };
         write_frame(&mut send, &changes.encode()).await.unwrap();
         let (mut rejected, mut acked) = (None, false);
         for _ in 0..64 {
-            let frame = tokio::time::timeout(DEADLINE, read_frame(&mut recv)).await.unwrap().unwrap().unwrap();
+            let frame = tokio::time::timeout(DEADLINE, read_frame(&mut recv))
+                .await
+                .unwrap()
+                .unwrap()
+                .unwrap();
             match Message::decode(&frame).unwrap() {
                 Message::Rejected { count, detail } => rejected = Some((count, detail)),
                 Message::Ack { up_to_seq: 1 } => acked = true,
@@ -316,14 +419,26 @@ fn out_of_scope_changes_are_refused_and_reported_while_the_session_goes_on() {
             }
         }
         let (count, detail) = rejected.expect("a rejection report");
-        assert!(count >= 1 && detail.contains("outside the sender's scope"), "{count} {detail}");
-        assert!(acked, "the batch is acknowledged: refused changes are filed as refused, the session goes on");
+        assert!(
+            count >= 1 && detail.contains("outside the sender's scope"),
+            "{count} {detail}"
+        );
+        assert!(
+            acked,
+            "the batch is acknowledged: refused changes are filed as refused, the session goes on"
+        );
         assert!(conn.close_reason().is_none(), "the session stays open");
         let hub_dir = layout.hub.dir.clone();
         let (has, refused) = tokio::task::spawn_blocking(move || {
             let s = Store::open(&hub_dir).unwrap();
-            let refused: i64 = s.connection().query_row("SELECT COUNT(*) FROM rejections", [], |r| r.get(0)).unwrap();
-            (district::case_digest(&hub_dir).unwrap().contains_key(&doc), refused)
+            let refused: i64 = s
+                .connection()
+                .query_row("SELECT COUNT(*) FROM rejections", [], |r| r.get(0))
+                .unwrap();
+            (
+                district::case_digest(&hub_dir).unwrap().contains_key(&doc),
+                refused,
+            )
         })
         .await
         .unwrap();
@@ -361,26 +476,47 @@ fn bundles_bind_to_node_ids_and_certificates_name_their_node() {
         center_addr: None,
     };
     let wrong = yichuang_node::net::enroll::issue(&mut hub, &req).unwrap();
-    let opts = yichuang_node::net::enroll::JoinOptions { hub: Some("127.0.0.1:7400".parse().unwrap()), ..Default::default() };
-    let e = yichuang_node::net::enroll::join(&offline, &wrong, &opts).unwrap_err().to_string();
-    assert!(e.contains("--node-id") && e.contains(&settings.node_id.to_string()), "{e}");
+    let opts = yichuang_node::net::enroll::JoinOptions {
+        hub: Some("127.0.0.1:7400".parse().unwrap()),
+        ..Default::default()
+    };
+    let e = yichuang_node::net::enroll::join(&offline, &wrong, &opts)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("--node-id") && e.contains(&settings.node_id.to_string()),
+        "{e}"
+    );
     req.name = "center-003b".into();
     req.node_id = Some(settings.node_id);
     let right = yichuang_node::net::enroll::issue(&mut hub, &req).unwrap();
     let joined = yichuang_node::net::enroll::join(&offline, &right, &opts).unwrap();
     assert_eq!(joined.node_id, settings.node_id);
     let pem = std::fs::read_to_string(offline.join("node.crt")).unwrap();
-    let creds = Credentials::from_pem(&CertPair { cert_pem: pem, key_pem: std::fs::read_to_string(offline.join("node.key")).unwrap() }).unwrap();
+    let creds = Credentials::from_pem(&CertPair {
+        cert_pem: pem,
+        key_pem: std::fs::read_to_string(offline.join("node.key")).unwrap(),
+    })
+    .unwrap();
     assert_eq!(creds.identity.node_id, settings.node_id);
     assert_eq!(creds.identity.role, Role::Center);
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        for f in ["node.key"] {
-            let mode = std::fs::metadata(offline.join(f)).unwrap().permissions().mode() & 0o777;
+        {
+            let f = "node.key";
+            let mode = std::fs::metadata(offline.join(f))
+                .unwrap()
+                .permissions()
+                .mode()
+                & 0o777;
             assert_eq!(mode, 0o600, "{f}");
         }
-        let mode = std::fs::metadata(layout.hub.dir.join("ca.key")).unwrap().permissions().mode() & 0o777;
+        let mode = std::fs::metadata(layout.hub.dir.join("ca.key"))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777;
         assert_eq!(mode, 0o600);
     }
 }

@@ -32,7 +32,11 @@ pub enum CodecError {
     #[error("invalid {0}")]
     Invalid(&'static str),
     #[error("{what} count {count} exceeds the limit of {max}")]
-    TooMany { what: &'static str, count: usize, max: usize },
+    TooMany {
+        what: &'static str,
+        count: usize,
+        max: usize,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -55,9 +59,19 @@ pub struct Entry {
 pub enum Message {
     Hello(Hello),
     /// Every in-scope change with `from_seq < seq <= up_to_seq`; `head` is the sender's newest.
-    Changes { from_seq: u64, up_to_seq: u64, head: u64, entries: Vec<Entry> },
-    Ack { up_to_seq: u64 },
-    Rejected { count: u32, detail: String },
+    Changes {
+        from_seq: u64,
+        up_to_seq: u64,
+        head: u64,
+        entries: Vec<Entry>,
+    },
+    Ack {
+        up_to_seq: u64,
+    },
+    Rejected {
+        count: u32,
+        detail: String,
+    },
 }
 
 impl Message {
@@ -71,7 +85,12 @@ impl Message {
                     w.extend_from_slice(&v.to_be_bytes());
                 }
             }
-            Message::Changes { from_seq, up_to_seq, head, entries } => {
+            Message::Changes {
+                from_seq,
+                up_to_seq,
+                head,
+                entries,
+            } => {
                 w.push(T_CHANGES);
                 for v in [*from_seq, *up_to_seq, *head] {
                     w.extend_from_slice(&v.to_be_bytes());
@@ -111,8 +130,18 @@ impl Message {
         }
         let msg = match r.u8("type")? {
             T_HELLO => {
-                let node = NodeId(r.take(NODE_ID_LEN, "node id")?.try_into().map_err(|_| CodecError::Invalid("node id"))?);
-                Message::Hello(Hello { node, epoch: r.u64("epoch")?, head: r.u64("head")?, your_epoch: r.u64("your epoch")?, your_seq: r.u64("your seq")? })
+                let node = NodeId(
+                    r.take(NODE_ID_LEN, "node id")?
+                        .try_into()
+                        .map_err(|_| CodecError::Invalid("node id"))?,
+                );
+                Message::Hello(Hello {
+                    node,
+                    epoch: r.u64("epoch")?,
+                    head: r.u64("head")?,
+                    your_epoch: r.u64("your epoch")?,
+                    your_seq: r.u64("your seq")?,
+                })
             }
             T_CHANGES => {
                 let from_seq = r.u64("from seq")?;
@@ -123,7 +152,11 @@ impl Message {
                 }
                 let n = r.u32("entry count")? as usize;
                 if n > ENTRIES_MAX {
-                    return Err(CodecError::TooMany { what: "entries", count: n, max: ENTRIES_MAX });
+                    return Err(CodecError::TooMany {
+                        what: "entries",
+                        count: n,
+                        max: ENTRIES_MAX,
+                    });
                 }
                 // Each entry takes at least 6 bytes: no allocation beyond what the frame holds.
                 if n * 6 > r.0.len() {
@@ -135,17 +168,28 @@ impl Message {
                     if len > DOC_ID_MAX_BYTES {
                         return Err(CodecError::Invalid("doc id length"));
                     }
-                    let id = std::str::from_utf8(r.take(len, "doc id")?).map_err(|_| CodecError::Invalid("doc id"))?;
+                    let id = std::str::from_utf8(r.take(len, "doc id")?)
+                        .map_err(|_| CodecError::Invalid("doc id"))?;
                     let doc: DocId = id.parse().map_err(|_| CodecError::Invalid("doc id"))?;
                     let blen = r.u32("change length")? as usize;
                     if blen > FRAME_MAX_BYTES {
                         return Err(CodecError::Invalid("change length"));
                     }
-                    entries.push(Entry { doc, bytes: r.take(blen, "change")?.to_vec() });
+                    entries.push(Entry {
+                        doc,
+                        bytes: r.take(blen, "change")?.to_vec(),
+                    });
                 }
-                Message::Changes { from_seq, up_to_seq, head, entries }
+                Message::Changes {
+                    from_seq,
+                    up_to_seq,
+                    head,
+                    entries,
+                }
             }
-            T_ACK => Message::Ack { up_to_seq: r.u64("ack")? },
+            T_ACK => Message::Ack {
+                up_to_seq: r.u64("ack")?,
+            },
             T_REJECTED => {
                 let count = r.u32("count")?;
                 let len = r.u16("detail length")? as usize;
@@ -181,15 +225,27 @@ impl<'a> Reader<'a> {
     }
 
     fn u16(&mut self, what: &'static str) -> Result<u16, CodecError> {
-        Ok(u16::from_be_bytes(self.take(2, what)?.try_into().map_err(|_| CodecError::Truncated(what))?))
+        Ok(u16::from_be_bytes(
+            self.take(2, what)?
+                .try_into()
+                .map_err(|_| CodecError::Truncated(what))?,
+        ))
     }
 
     fn u32(&mut self, what: &'static str) -> Result<u32, CodecError> {
-        Ok(u32::from_be_bytes(self.take(4, what)?.try_into().map_err(|_| CodecError::Truncated(what))?))
+        Ok(u32::from_be_bytes(
+            self.take(4, what)?
+                .try_into()
+                .map_err(|_| CodecError::Truncated(what))?,
+        ))
     }
 
     fn u64(&mut self, what: &'static str) -> Result<u64, CodecError> {
-        Ok(u64::from_be_bytes(self.take(8, what)?.try_into().map_err(|_| CodecError::Truncated(what))?))
+        Ok(u64::from_be_bytes(
+            self.take(8, what)?
+                .try_into()
+                .map_err(|_| CodecError::Truncated(what))?,
+        ))
     }
 }
 
@@ -200,28 +256,49 @@ mod tests {
     #[test]
     fn messages_round_trip_and_garbage_is_refused() {
         let msgs = [
-            Message::Hello(Hello { node: NodeId([7; 8]), epoch: 1, head: 2, your_epoch: 3, your_seq: 4 }),
+            Message::Hello(Hello {
+                node: NodeId([7; 8]),
+                epoch: 1,
+                head: 2,
+                your_epoch: 3,
+                your_seq: 4,
+            }),
             Message::Changes {
                 from_seq: 1,
                 up_to_seq: 9,
                 head: 12,
-                entries: vec![Entry { doc: DocId::new_case([1; 16]), bytes: vec![1, 2, 3] }],
+                entries: vec![Entry {
+                    doc: DocId::new_case([1; 16]),
+                    bytes: vec![1, 2, 3],
+                }],
             },
             Message::Ack { up_to_seq: 5 },
-            Message::Rejected { count: 2, detail: "out of scope".into() },
+            Message::Rejected {
+                count: 2,
+                detail: "out of scope".into(),
+            },
         ];
         for m in msgs {
             let bytes = m.encode();
             assert_eq!(Message::decode(&bytes), Ok(m.clone()));
             for cut in 0..bytes.len() {
-                assert!(Message::decode(&bytes[..cut]).is_err(), "{m:?} cut at {cut}");
+                assert!(
+                    Message::decode(&bytes[..cut]).is_err(),
+                    "{m:?} cut at {cut}"
+                );
             }
         }
         assert_eq!(Message::decode(&[9, 1]), Err(CodecError::Version(9)));
-        assert_eq!(Message::decode(&[PROTOCOL_VERSION, 77]), Err(CodecError::Type(77)));
+        assert_eq!(
+            Message::decode(&[PROTOCOL_VERSION, 77]),
+            Err(CodecError::Type(77))
+        );
         let mut huge = vec![PROTOCOL_VERSION, T_CHANGES];
         huge.extend_from_slice(&[0; 24]);
         huge.extend_from_slice(&u32::MAX.to_be_bytes());
-        assert!(matches!(Message::decode(&huge), Err(CodecError::TooMany { .. })));
+        assert!(matches!(
+            Message::decode(&huge),
+            Err(CodecError::TooMany { .. })
+        ));
     }
 }

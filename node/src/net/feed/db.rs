@@ -27,19 +27,28 @@ pub struct Checkpoint {
 }
 
 fn ensure_peer(store: &Store, peer: &str) -> Result<(), StoreError> {
-    store.connection().execute("INSERT INTO peers (peer) VALUES (?1) ON CONFLICT (peer) DO NOTHING", [peer])?;
+    store.connection().execute(
+        "INSERT INTO peers (peer) VALUES (?1) ON CONFLICT (peer) DO NOTHING",
+        [peer],
+    )?;
     Ok(())
 }
 
 pub fn checkpoint(store: &Store, peer: &str) -> Result<Checkpoint, StoreError> {
     let row: Option<(i64, i64, i64)> = store
         .connection()
-        .query_row("SELECT their_epoch, sent_seq, received_seq FROM peers WHERE peer = ?1", [peer], |r| {
-            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
-        })
+        .query_row(
+            "SELECT their_epoch, sent_seq, received_seq FROM peers WHERE peer = ?1",
+            [peer],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
         .optional()?;
     Ok(row
-        .map(|(e, s, r)| Checkpoint { their_epoch: e as u64, acked_by_peer: s as u64, received_seq: r as u64 })
+        .map(|(e, s, r)| Checkpoint {
+            their_epoch: e as u64,
+            acked_by_peer: s as u64,
+            received_seq: r as u64,
+        })
         .unwrap_or_default())
 }
 
@@ -65,12 +74,19 @@ pub fn set_received(store: &Store, peer: &str, epoch: u64, seq: u64) -> Result<(
 /// Our epoch changed under the peer: what it acknowledged refers to another feed.
 pub fn reset_acked_by_peer(store: &Store, peer: &str) -> Result<(), StoreError> {
     ensure_peer(store, peer)?;
-    store.connection().execute("UPDATE peers SET sent_seq = 0 WHERE peer = ?1", [peer])?;
+    store
+        .connection()
+        .execute("UPDATE peers SET sent_seq = 0 WHERE peer = ?1", [peer])?;
     Ok(())
 }
 
 pub fn feed_head(store: &Store) -> Result<u64, StoreError> {
-    let head: i64 = store.connection().query_row("SELECT COALESCE(MAX(seq), 0) FROM changes", [], |r| r.get(0))?;
+    let head: i64 =
+        store
+            .connection()
+            .query_row("SELECT COALESCE(MAX(seq), 0) FROM changes", [], |r| {
+                r.get(0)
+            })?;
     Ok(head as u64)
 }
 
@@ -87,7 +103,10 @@ impl Scope {
         match peer.role {
             Role::Hub => Scope::All,
             Role::Center => Scope::Center(peer.center.clone()),
-            Role::Laptop => Scope::Staff { staff: peer.staff.clone(), node: peer.node_id },
+            Role::Laptop => Scope::Staff {
+                staff: peer.staff.clone(),
+                node: peer.node_id,
+            },
         }
     }
 
@@ -95,7 +114,9 @@ impl Scope {
         match self {
             Scope::All => true,
             Scope::Center(c) => home == c || current == c,
-            Scope::Staff { staff: s, node } => staff == s || created_node == Some(node.to_string().as_str()),
+            Scope::Staff { staff: s, node } => {
+                staff == s || created_node == Some(node.to_string().as_str())
+            }
         }
     }
 }
@@ -130,15 +151,24 @@ pub fn read_batch(
             let home: Option<String> = row.get(4)?;
             let current: Option<String> = row.get(5)?;
             let staff: Option<String> = row.get(6)?;
-            scope.holds(home.as_deref().unwrap_or(""), current.as_deref().unwrap_or(""), staff.as_deref().unwrap_or(""), None)
+            scope.holds(
+                home.as_deref().unwrap_or(""),
+                current.as_deref().unwrap_or(""),
+                staff.as_deref().unwrap_or(""),
+                None,
+            )
         };
         if in_scope && from_peer.as_deref() != Some(peer) {
             let change: Vec<u8> = row.get(2)?;
-            if !entries.is_empty() && (entries.len() >= entries_max || bytes + change.len() > bytes_max) {
+            if !entries.is_empty()
+                && (entries.len() >= entries_max || bytes + change.len() > bytes_max)
+            {
                 break;
             }
             bytes += change.len() + doc.len();
-            let doc: DocId = doc.parse().map_err(|_| StoreError::Corrupt(format!("document id {doc:?}")))?;
+            let doc: DocId = doc
+                .parse()
+                .map_err(|_| StoreError::Corrupt(format!("document id {doc:?}")))?;
             entries.push(Entry { doc, bytes: change });
         }
         up_to = seq as u64;
@@ -156,9 +186,18 @@ pub struct Filed {
     pub first_rejection: Option<String>,
 }
 
-fn reject(store: &Store, filed: &mut Filed, doc: &DocId, changes: &[Change], sender: &NodeIdentity, reason: &str) -> Result<(), StoreError> {
+fn reject(
+    store: &Store,
+    filed: &mut Filed,
+    doc: &DocId,
+    changes: &[Change],
+    sender: &NodeIdentity,
+    reason: &str,
+) -> Result<(), StoreError> {
     for c in changes {
-        let author = NodeId::of_actor(c.actor_id()).map(|n| n.to_string()).unwrap_or_else(|| "unknown".into());
+        let author = NodeId::of_actor(c.actor_id())
+            .map(|n| n.to_string())
+            .unwrap_or_else(|| "unknown".into());
         store.connection().execute(
             "INSERT INTO rejections (hash, doc_id, author, from_peer, reason, at_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
             params![c.hash().0.as_slice(), doc.as_str(), author, sender.node_id.to_string(), reason, now_ms()],
@@ -175,7 +214,12 @@ fn reject(store: &Store, filed: &mut Filed, doc: &DocId, changes: &[Change], sen
 /// Whether `sender` may send these changes of a case: the case, with them applied,
 /// must be in the sender's scope. A case whose changes cannot be read yet (missing
 /// dependencies) is let through to wait in `pending`.
-fn case_in_scope(store: &mut Store, doc: &DocId, changes: &[Change], scope: &Scope) -> Result<bool, StoreError> {
+fn case_in_scope(
+    store: &mut Store,
+    doc: &DocId,
+    changes: &[Change],
+    scope: &Scope,
+) -> Result<bool, StoreError> {
     if *scope == Scope::All {
         return Ok(true);
     }
@@ -190,14 +234,24 @@ fn case_in_scope(store: &mut Store, doc: &DocId, changes: &[Change], scope: &Sco
     match CaseDoc::from_automerge(scratch) {
         Ok(mut case) => {
             let v = case.view(false);
-            Ok(scope.holds(&v.home_center, &v.current_center, &v.assigned_staff, Some(v.created_node.as_str())))
+            Ok(scope.holds(
+                &v.home_center,
+                &v.current_center,
+                &v.assigned_staff,
+                Some(v.created_node.as_str()),
+            ))
         }
         Err(_) => Ok(true),
     }
 }
 
 /// Checks and files a received batch, one document at a time.
-pub fn file_batch(store: &mut Store, sender: &NodeIdentity, hub: Option<NodeId>, entries: Vec<Entry>) -> Result<Filed, StoreError> {
+pub fn file_batch(
+    store: &mut Store,
+    sender: &NodeIdentity,
+    hub: Option<NodeId>,
+    entries: Vec<Entry>,
+) -> Result<Filed, StoreError> {
     let mut order: Vec<DocId> = Vec::new();
     let mut by_doc: HashMap<DocId, Vec<Vec<u8>>> = HashMap::new();
     for e in entries {
@@ -221,7 +275,9 @@ pub fn file_batch(store: &mut Store, sender: &NodeIdentity, hub: Option<NodeId>,
         }
         if malformed > 0 {
             filed.rejected += malformed;
-            filed.first_rejection.get_or_insert_with(|| format!("{doc}: {malformed} malformed changes"));
+            filed
+                .first_rejection
+                .get_or_insert_with(|| format!("{doc}: {malformed} malformed changes"));
         }
         if changes.is_empty() {
             continue;
@@ -231,11 +287,25 @@ pub fn file_batch(store: &mut Store, sender: &NodeIdentity, hub: Option<NodeId>,
                 NodeId::of_actor(c.actor_id()).is_some_and(|n| n == NodeId::SEED || Some(n) == hub)
             });
             if !hub_written {
-                reject(store, &mut filed, &doc, &changes, sender, "reference documents are written only by the hub")?;
+                reject(
+                    store,
+                    &mut filed,
+                    &doc,
+                    &changes,
+                    sender,
+                    "reference documents are written only by the hub",
+                )?;
                 continue;
             }
         } else if !case_in_scope(store, &doc, &changes, &scope)? {
-            reject(store, &mut filed, &doc, &changes, sender, "the case is outside the sender's scope")?;
+            reject(
+                store,
+                &mut filed,
+                &doc,
+                &changes,
+                sender,
+                "the case is outside the sender's scope",
+            )?;
             continue;
         }
         let applied = store.apply_remote(&doc, changes, Some(&peer))?;

@@ -16,9 +16,9 @@ use yichuang_shared::ids::NodeId;
 use self::codec::{Hello, Message};
 use self::db::Scope;
 use super::protocol::{PeerProtocol, PeerStats, ProtocolError};
-use crate::store::StoreHandle;
 use super::tls::NodeIdentity;
 use super::transport::CloseCode;
+use crate::store::StoreHandle;
 
 /// Changes per batch: enough to move a reconnect's backlog in a few round trips.
 const BATCH_ENTRIES_MAX: usize = 1_024;
@@ -91,15 +91,26 @@ impl Feed {
     async fn fill(&mut self) -> Result<(), ProtocolError> {
         while self.hello_seen && self.inflight.len() < WINDOW_BATCHES && self.sent < self.head {
             let (after, peer, scope) = (self.sent, self.peer_key.clone(), self.scope.clone());
-            let (up_to, entries) =
-                self.store(move |s| db::read_batch(s, after, &peer, &scope, BATCH_ENTRIES_MAX, BATCH_MAX_BYTES)).await?;
+            let (up_to, entries) = self
+                .store(move |s| {
+                    db::read_batch(s, after, &peer, &scope, BATCH_ENTRIES_MAX, BATCH_MAX_BYTES)
+                })
+                .await?;
             if up_to <= self.sent {
                 // Our head estimate ran ahead of the table (a rolled-back write).
                 self.head = self.sent;
                 break;
             }
             let n = entries.len() as u64;
-            self.out.push_back(Message::Changes { from_seq: after, up_to_seq: up_to, head: self.head.max(up_to), entries }.encode());
+            self.out.push_back(
+                Message::Changes {
+                    from_seq: after,
+                    up_to_seq: up_to,
+                    head: self.head.max(up_to),
+                    entries,
+                }
+                .encode(),
+            );
             self.inflight.push_back((up_to, n));
             self.sent = up_to;
         }
@@ -143,17 +154,27 @@ impl Feed {
             self.their_epoch = h.epoch;
             self.received = 0;
             let epoch = h.epoch;
-            self.store(move |s| db::set_received(s, &peer, epoch, 0)).await?;
+            self.store(move |s| db::set_received(s, &peer, epoch, 0))
+                .await?;
         }
         self.fill().await
     }
 
-    async fn handle_changes(&mut self, from_seq: u64, up_to_seq: u64, head: u64, entries: Vec<codec::Entry>) -> Result<(), ProtocolError> {
+    async fn handle_changes(
+        &mut self,
+        from_seq: u64,
+        up_to_seq: u64,
+        head: u64,
+        entries: Vec<codec::Entry>,
+    ) -> Result<(), ProtocolError> {
         if !self.hello_seen {
             return Err(ProtocolError::protocol("changes before hello"));
         }
         if from_seq > self.received {
-            return Err(ProtocolError::protocol(format!("feed gap: batch starts at {from_seq}, we have {}", self.received)));
+            return Err(ProtocolError::protocol(format!(
+                "feed gap: batch starts at {from_seq}, we have {}",
+                self.received
+            )));
         }
         self.stats.peer_head = self.stats.peer_head.max(head).max(up_to_seq);
         let (sender, hub) = (self.peer.clone(), self.local.hub);
@@ -170,7 +191,13 @@ impl Feed {
         self.stats.rejected_from_peer += filed.rejected;
         if filed.rejected > 0 {
             let detail = filed.first_rejection.unwrap_or_default();
-            self.out.push_back(Message::Rejected { count: filed.rejected as u32, detail }.encode());
+            self.out.push_back(
+                Message::Rejected {
+                    count: filed.rejected as u32,
+                    detail,
+                }
+                .encode(),
+            );
         }
         self.out.push_back(Message::Ack { up_to_seq }.encode());
         self.update_caught_up();
@@ -179,7 +206,10 @@ impl Feed {
 
     async fn handle_ack(&mut self, up_to_seq: u64) -> Result<(), ProtocolError> {
         if up_to_seq > self.sent {
-            return Err(ProtocolError::protocol(format!("ack of {up_to_seq}, beyond what was sent ({})", self.sent)));
+            return Err(ProtocolError::protocol(format!(
+                "ack of {up_to_seq}, beyond what was sent ({})",
+                self.sent
+            )));
         }
         while let Some(&(seq, n)) = self.inflight.front() {
             if seq > up_to_seq {
@@ -191,7 +221,8 @@ impl Feed {
         if up_to_seq > self.acked {
             self.acked = up_to_seq;
             let peer = self.peer_key.clone();
-            self.store(move |s| db::set_acked_by_peer(s, &peer, up_to_seq)).await?;
+            self.store(move |s| db::set_acked_by_peer(s, &peer, up_to_seq))
+                .await?;
         }
         self.fill().await
     }
@@ -200,7 +231,9 @@ impl Feed {
 impl PeerProtocol for Feed {
     async fn handle_connected(&mut self) -> Result<(), ProtocolError> {
         let peer = self.peer_key.clone();
-        let (cp, head) = self.store(move |s| Ok((db::checkpoint(s, &peer)?, db::feed_head(s)?))).await?;
+        let (cp, head) = self
+            .store(move |s| Ok((db::checkpoint(s, &peer)?, db::feed_head(s)?)))
+            .await?;
         self.their_epoch = cp.their_epoch;
         self.received = cp.received_seq;
         self.acked = cp.acked_by_peer;
@@ -223,7 +256,15 @@ impl PeerProtocol for Feed {
         })?;
         match msg {
             Message::Hello(h) => self.handle_hello(h).await,
-            Message::Changes { from_seq, up_to_seq, head, entries } => self.handle_changes(from_seq, up_to_seq, head, entries).await,
+            Message::Changes {
+                from_seq,
+                up_to_seq,
+                head,
+                entries,
+            } => {
+                self.handle_changes(from_seq, up_to_seq, head, entries)
+                    .await
+            }
             Message::Ack { up_to_seq } => self.handle_ack(up_to_seq).await,
             Message::Rejected { count, detail } => {
                 self.stats.rejected_by_peer += u64::from(count);
