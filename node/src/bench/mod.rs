@@ -2,6 +2,7 @@
 //! are benchmarks, not tests: they report figures and never fail on speed.
 
 pub mod fake;
+mod fanin;
 mod local_write;
 
 use anyhow::Result;
@@ -12,6 +13,9 @@ pub enum BenchCommand {
     /// Durable case creation against a plain durable SQLite insert; concurrent
     /// writers; opening and querying a store of 1,000,000 cases.
     LocalWrite(local_write::Args),
+    /// 13 centers and 50 laptops reconnect at once to one hub, 200 changed cases each:
+    /// time to converge, the hub's peak memory, live-push latency.
+    Fanin(fanin::Args),
     /// (internal) Open a store, query it, and report time, memory and latencies.
     #[command(hide = true)]
     OpenProbe(local_write::ProbeArgs),
@@ -20,6 +24,7 @@ pub enum BenchCommand {
 pub fn run(command: BenchCommand) -> Result<()> {
     match command {
         BenchCommand::LocalWrite(args) => local_write::run(args),
+        BenchCommand::Fanin(args) => fanin::run(args),
         BenchCommand::OpenProbe(args) => local_write::probe(args),
     }
 }
