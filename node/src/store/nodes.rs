@@ -103,6 +103,12 @@ impl Store {
         Ok(seq.unwrap_or(0))
     }
 
+    /// Forgets the cached copy of a document, after the caller rolled back a savepoint
+    /// that had changed it, so memory never holds what the disk does not.
+    pub fn evict_cached(&mut self, id: &yichuang_shared::ids::DocId) {
+        self.cache.evict(id);
+    }
+
     /// Records an enrolled node (hub only).
     pub fn enroll_node(&mut self, id: NodeId, record: &NodeRecord) -> Result<(), StoreError> {
         let json = serde_json::to_string(record).map_err(|e| StoreError::Invalid(e.to_string()))?;

@@ -32,5 +32,22 @@ fn the_demo_runs_a_district_cuts_a_center_off_heals_and_agrees() {
     ]);
     assert_eq!(st["node"]["role"], "hub");
     assert_eq!(st["serving"], false);
-    assert_eq!(st["peers"].as_array().map(Vec::len), Some(3), "{st}");
+    // The hub's peers are the two centers; the laptop syncs through its center.
+    assert_eq!(st["peers"].as_array().map(Vec::len), Some(2), "{st}");
+    let center = yichuang_tests::json(&[
+        "status",
+        "--dir",
+        dir.join("center-001").to_str().unwrap(),
+        "--json",
+    ]);
+    let roles: Vec<_> = center["peers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["role"].clone())
+        .collect();
+    assert!(
+        roles.contains(&"hub".into()) && roles.contains(&"laptop".into()),
+        "{center}"
+    );
 }
