@@ -311,7 +311,8 @@ pub fn issue(store: &mut Store, req: &IssueRequest) -> Result<Bundle, EnrollErro
         role: who.role,
         center,
         staff,
-        hub_addr: net.listen,
+        // A hub listening on all addresses has no one address to give: `join --hub` says it.
+        hub_addr: net.listen.filter(|a| !a.ip().is_unspecified()),
         hub_node_id: hub.node_id,
         center_addr: req.center_addr,
         ca_pem: read_text(&dir.join(CA_CERT_FILE))?,
@@ -416,7 +417,7 @@ pub fn join(dir: &Path, bundle: &Bundle, opts: &JoinOptions) -> Result<NodeSetti
     net.hub_node_id = Some(bundle.hub_node_id);
     if net.hub.is_none() {
         return Err(EnrollError::Refused(
-            "no hub address: the bundle has none; pass --hub ADDR".into(),
+            "no hub address: the bundle has none (the hub listens on all addresses); pass --hub ADDR".into(),
         ));
     }
     net.save(dir)?;
