@@ -71,6 +71,9 @@ pub struct LiveStatus {
     pub updated_ms: i64,
     pub listen: Option<SocketAddr>,
     pub running: bool,
+    /// Why the last dial failed (a center or laptop that cannot reach anyone).
+    #[serde(default)]
+    pub dial_error: Option<String>,
     pub peers: Vec<PeerStatus>,
 }
 
@@ -574,6 +577,7 @@ fn write_status(
         updated_ms: now_ms(),
         listen,
         running,
+        dial_error: board.dial_error(),
         peers,
     };
     // Invariant: plain data always serialises.

@@ -235,6 +235,8 @@ pub struct Status {
     pub conflicts: i64,
     pub rejected: i64,
     pub pending: i64,
+    /// Why the last dial failed, while `serve` runs and cannot reach its hub or center.
+    pub dial_error: Option<String>,
     pub peers: Vec<StatusPeer>,
 }
 
@@ -336,6 +338,7 @@ pub fn collect_status(dir: &std::path::Path) -> Result<Status> {
         conflicts,
         rejected,
         pending: store.pending_count()?,
+        dial_error: live.as_ref().and_then(|l| l.dial_error.clone()),
         peers,
     })
 }
@@ -358,6 +361,9 @@ pub fn status(args: StatusArgs) -> Result<()> {
         st.pending,
         if st.serving { "serving" } else { "not serving" }
     );
+    if let Some(e) = &st.dial_error {
+        crate::outln!("cannot reach its hub or center: {e}");
+    }
     if st.peers.is_empty() {
         crate::outln!("no peers yet");
         return Ok(());

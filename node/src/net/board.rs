@@ -40,6 +40,7 @@ pub struct Board {
     /// Open connections by peer, with quinn's stable id to tell a replaced one apart.
     conns: Mutex<HashMap<NodeId, (usize, quinn::Connection)>>,
     dirty: AtomicBool,
+    dial_error: Mutex<Option<String>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -79,6 +80,7 @@ impl Board {
         entry.caught_up = false;
         entry.addr = Some(conn.remote_address());
         entry.last_contact_ms = now_ms();
+        *lock(&self.dial_error) = None;
         self.dirty.store(true, Ordering::Relaxed);
         old
     }
@@ -139,13 +141,18 @@ impl Board {
     }
 
     /// A dial that failed before any session, for status.
-    pub fn dial_failed(&self, reason: String) -> Option<()> {
+    pub fn dial_failed(&self, reason: String) {
         let mut peers = lock(&self.peers);
         for p in peers.values_mut().filter(|p| !p.connected) {
             p.last_error = Some(reason.clone());
         }
+        *lock(&self.dial_error) = Some(reason);
         self.dirty.store(true, Ordering::Relaxed);
-        Some(())
+    }
+
+    /// Why the last dial failed, if the last one did.
+    pub fn dial_error(&self) -> Option<String> {
+        lock(&self.dial_error).clone()
     }
 
     pub fn close_revoked(&self, revoked: &std::collections::HashSet<NodeId>) -> usize {

@@ -73,3 +73,39 @@ fn centers_work_while_the_hub_is_down_and_everything_converges_after() {
     assert_eq!(st["rejected"], 0, "{st}");
     assert_eq!(st["node"]["role"], "hub");
 }
+
+#[test]
+fn revoke_from_the_cli_cuts_a_serving_center_off_and_status_says_why() {
+    let root = TempDir::new("net-revoke-cli");
+    let (hub, centers) = cli_district(root.path(), free_udp_port(), &["001"]);
+    let _hub = Serve::start(&hub);
+    let _center = Serve::start(&centers[0]);
+    wait_until("center connected", CONVERGE, || settled(&centers[0], 1));
+    let out = yichuang_tests::ok(&[
+        "revoke",
+        "--dir",
+        hub.to_str().unwrap(),
+        "--node",
+        "center-001",
+    ]);
+    assert!(out.contains("revoked node \"center-001\""), "{out}");
+    wait_until("the center is refused and says so", CONVERGE, || {
+        let st = status(&centers[0]);
+        let peer = &st["peers"][0];
+        let why = format!("{} {}", peer["last_error"], st["dial_error"]).to_lowercase();
+        if peer["connected"] == false && why.contains("revoked") {
+            Ok(())
+        } else {
+            Err(st.to_string())
+        }
+    });
+    // Revoking again, or revoking the hub itself, is refused clearly.
+    let err = yichuang_tests::fails(&[
+        "revoke",
+        "--dir",
+        hub.to_str().unwrap(),
+        "--node",
+        "hub-000",
+    ]);
+    assert!(err.contains("cannot revoke itself"), "{err}");
+}
