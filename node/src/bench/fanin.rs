@@ -23,6 +23,8 @@ const CONVERGE_TIMEOUT_MS: u64 = 300_000;
 const CHECK_EVERY_MS: u64 = 20;
 /// How long to wait for the hub process to report its address.
 const HUB_START_TIMEOUT_MS: u64 = 30_000;
+/// A pushed case that takes longer than this is a failure, not a slow sample.
+const PUSH_TIMEOUT_MS: u64 = 30_000;
 /// How often the hub's database is checked for a pushed case.
 const PUSH_POLL_MS: u64 = 2;
 
@@ -224,8 +226,8 @@ fn measure(args: &Args, layout: &Layout) -> Result<Report> {
             if hub_count(&reader)? > before {
                 break;
             }
-            if t.elapsed() > Duration::from_secs(10) {
-                bail!("a pushed case did not reach the hub within 10 s");
+            if t.elapsed() > Duration::from_millis(PUSH_TIMEOUT_MS) {
+                bail!("a pushed case did not reach the hub within {PUSH_TIMEOUT_MS} ms");
             }
             std::thread::sleep(Duration::from_millis(PUSH_POLL_MS));
         }
