@@ -6,6 +6,7 @@
 //! guess would silently move deadlines around Spring Festival and National Day.
 
 mod arith;
+pub mod document;
 mod official;
 mod year_override;
 

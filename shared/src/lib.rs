@@ -7,4 +7,6 @@ pub mod catalog;
 pub mod deadline;
 pub mod hlc;
 pub mod ids;
+pub mod metrics;
 pub mod validate;
+pub mod wire;

@@ -2,6 +2,7 @@
 //! folders, and running commands with JSON output.
 
 pub mod net;
+pub mod sim;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -140,4 +141,64 @@ pub fn first_item(dir: &str) -> String {
         .as_str()
         .expect("catalog item code")
         .to_owned()
+}
+
+/// Runs `yichuang` with extra environment variables, such as a fixed clock
+/// (`YICHUANG_NOW`) or a skewed one (`YICHUANG_CLOCK_OFFSET_MS`).
+pub fn run_with(env: &[(&str, &str)], args: &[&str]) -> Output {
+    let mut cmd = Command::new(bin());
+    cmd.args(args).env_remove("YICHUANG_DIR");
+    for (key, value) in env {
+        cmd.env(key, value);
+    }
+    cmd.output().expect("running yichuang")
+}
+
+/// [`ok`] with extra environment variables.
+pub fn ok_with(env: &[(&str, &str)], args: &[&str]) -> String {
+    let out = run_with(env, args);
+    assert!(
+        out.status.success(),
+        "yichuang {args:?} ({env:?}) failed: {}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        String::from_utf8_lossy(&out.stdout)
+    );
+    String::from_utf8(out.stdout).expect("utf-8 output")
+}
+
+/// [`json`] with extra environment variables.
+pub fn json_with(env: &[(&str, &str)], args: &[&str]) -> serde_json::Value {
+    let text = ok_with(env, args);
+    serde_json::from_str(&text)
+        .unwrap_or_else(|e| panic!("yichuang {args:?} printed no JSON ({e}): {text}"))
+}
+
+/// [`fails`] with extra environment variables; returns standard error.
+pub fn fails_with(env: &[(&str, &str)], args: &[&str]) -> String {
+    let out = run_with(env, args);
+    assert!(
+        !out.status.success(),
+        "yichuang {args:?} ({env:?}) should have failed:\n{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    String::from_utf8(out.stderr).expect("utf-8 output")
+}
+
+/// Carries every change of one document from node `from` to node `to`, as sync would,
+/// received at `now_ms` by `to`'s clock. Returns how many changes were new to `to`.
+pub fn carry(from: &str, to: &str, doc_id: &str, now_ms: i64) -> usize {
+    let id: yichuang_shared::ids::DocId = doc_id.parse().expect("a document id");
+    let source = yichuang_node::store::Store::open(Path::new(from)).expect("opening the source");
+    let changes: Vec<automerge::Change> = source
+        .raw_changes(&id)
+        .expect("reading changes")
+        .into_iter()
+        .map(|(_, bytes)| automerge::Change::from_bytes(bytes).expect("a stored change"))
+        .collect();
+    drop(source);
+    let mut target = yichuang_node::store::Store::open(Path::new(to)).expect("opening the target");
+    target
+        .apply_remote_at(&id, changes, Some("test"), now_ms)
+        .expect("applying changes")
+        .stored
 }

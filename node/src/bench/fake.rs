@@ -75,6 +75,7 @@ pub fn case_request(rng: &mut Rng, items: &[String], clerk: &str) -> CreateCase 
         agent: None,
         materials_received: Vec::new(),
         delivery_method: None,
+        delivery_address: String::new(),
         clerk: clerk.to_owned(),
     }
 }

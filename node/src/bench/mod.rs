@@ -4,6 +4,7 @@
 pub mod fake;
 mod fanin;
 mod local_write;
+pub mod reconnect;
 
 use anyhow::Result;
 use clap::Subcommand;
@@ -13,6 +14,8 @@ pub enum BenchCommand {
     /// Durable case creation against a plain durable SQLite insert; concurrent
     /// writers; opening and querying a store of 1,000,000 cases.
     LocalWrite(local_write::Args),
+    /// A center's reconnect after K changed cases against per-document Automerge sync.
+    Reconnect(reconnect::Args),
     /// 13 centers and 50 laptops reconnect at once to one hub, 200 changed cases each:
     /// time to converge, the hub's peak memory, live-push latency.
     Fanin(fanin::Args),
@@ -24,6 +27,7 @@ pub enum BenchCommand {
 pub fn run(command: BenchCommand) -> Result<()> {
     match command {
         BenchCommand::LocalWrite(args) => local_write::run(args),
+        BenchCommand::Reconnect(args) => reconnect::run(args),
         BenchCommand::Fanin(args) => fanin::run(args),
         BenchCommand::OpenProbe(args) => local_write::probe(args),
     }

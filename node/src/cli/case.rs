@@ -9,7 +9,10 @@ use serde::Deserialize;
 use yichuang_shared::case::{ApplicantKind, CaseView, EventKind, Party};
 
 use super::{DirArg, print_json, table};
-use crate::store::{CaseFilter, CreateCase, Store};
+use crate::store::{CaseFilter, CreateCase, Due, Store};
+
+/// Most rows a deadline list prints, as for any list.
+const LIST_LIMIT_MAX: usize = 1_000;
 
 /// Longest line `case import` reads; a case record is a few hundred bytes.
 const IMPORT_LINE_MAX_BYTES: usize = 64 * 1024;
@@ -37,6 +40,12 @@ pub enum CaseCommand {
         search: Option<String>,
         #[arg(long, default_value_t = 100)]
         limit: usize,
+        /// Only open cases past their promised deadline (超期), soonest first.
+        #[arg(long, conflicts_with_all = ["near_overdue", "status", "search"])]
+        overdue: bool,
+        /// Only open cases with under one working day left (临近超期).
+        #[arg(long, conflicts_with_all = ["status", "search"])]
+        near_overdue: bool,
         #[arg(long)]
         json: bool,
     },
@@ -158,6 +167,9 @@ pub struct NewArgs {
     /// window, post or locker.
     #[arg(long)]
     delivery: Option<String>,
+    /// The postal address (required with --delivery post).
+    #[arg(long, default_value = "")]
+    delivery_address: String,
     #[command(flatten)]
     clerk: ClerkArg,
     #[arg(long)]
@@ -203,10 +215,65 @@ pub fn run(command: CaseCommand) -> Result<()> {
         CaseCommand::New(args) => new(args),
         CaseCommand::List {
             dir,
+            status: _,
+            search: _,
+            limit,
+            overdue,
+            near_overdue,
+            json,
+        } if overdue || near_overdue => {
+            let due = if overdue {
+                Due::Overdue
+            } else {
+                Due::NearOverdue
+            };
+            let mut store = Store::open(&dir.dir)?;
+            let rows = store.due_cases(due, limit.clamp(1, LIST_LIMIT_MAX))?;
+            if json {
+                return print_json(&rows);
+            }
+            let table_rows: Vec<Vec<String>> = rows
+                .iter()
+                .map(|d| {
+                    let k = d.deadlines.known();
+                    vec![
+                        d.row.case_no.clone(),
+                        d.row
+                            .status
+                            .parse::<yichuang_shared::case::Status>()
+                            .map(|s| s.label_zh().to_owned())
+                            .unwrap_or(d.row.status.clone()),
+                        d.row.item_name.clone(),
+                        d.row.current_center.clone(),
+                        k.map(|k| day_of(k.promised_ms)).unwrap_or_default(),
+                        k.map(|k| k.remaining_working_days.to_string())
+                            .unwrap_or_default(),
+                    ]
+                })
+                .collect();
+            crate::out!(
+                "{}",
+                table::render(
+                    &[
+                        "办件编号",
+                        "状态",
+                        "事项",
+                        "所在中心",
+                        "承诺时限",
+                        "剩余工作日"
+                    ],
+                    &table_rows
+                )
+            );
+            Ok(())
+        }
+        CaseCommand::List {
+            dir,
             status,
             search,
             limit,
             json,
+            ..
         } => {
             if let Some(s) = &status {
                 s.parse::<yichuang_shared::case::Status>()?;
@@ -392,6 +459,7 @@ fn new(args: NewArgs) -> Result<()> {
         }),
         materials_received: args.materials,
         delivery_method: args.delivery,
+        delivery_address: args.delivery_address,
         clerk: args.clerk.clerk,
     };
     let mut store = Store::open(&args.dir.dir)?;
@@ -450,6 +518,7 @@ fn import(dir: &DirArg, clerk: &str) -> Result<()> {
             agent: None,
             materials_received: rec.materials,
             delivery_method: None,
+            delivery_address: String::new(),
             clerk: clerk.to_owned(),
         };
         let created = store
@@ -494,6 +563,29 @@ fn print_case(v: &CaseView) -> Result<()> {
         v.delivery.address,
         v.delivery.tracking_no
     );
+    print_deadlines(v);
+    let f = &v.facts;
+    crate::outln!(
+        "到场 {} 次  补正 {} 次  退回 {} 次  转办 {} 次",
+        f.visits,
+        f.supplements,
+        f.returns,
+        f.transfers
+    );
+    for e in &f.evaluations {
+        let follow = match (e.level.is_bad(), e.followed_up_ms) {
+            (false, _) => String::new(),
+            (true, Some(ms)) => format!("  已整改 {}", crate::store::cases_fmt_time(ms)),
+            (true, None) => "  ⚠ 差评待整改".to_owned(),
+        };
+        crate::outln!(
+            "评价 {} ({})  事件 {}{}",
+            e.level.label_zh(),
+            e.channel,
+            e.event_id,
+            follow
+        );
+    }
     let mats: Vec<Vec<String>> = v
         .materials
         .iter()
@@ -539,6 +631,20 @@ fn print_case(v: &CaseView) -> Result<()> {
             &evs
         )
     );
+    for s in &v.skewed_events {
+        let direction = match s.direction {
+            yichuang_shared::case::clock::SkewDirection::Ahead => "超前",
+            yichuang_shared::case::clock::SkewDirection::Behind => "滞后",
+        };
+        crate::outln!(
+            "⚠ 时钟偏差: 事件 {} (节点 {}) 时钟{}, 记为 {}, 按 {} 计",
+            s.event_id,
+            s.node,
+            direction,
+            crate::store::cases_fmt_time(s.stamped_ms),
+            crate::store::cases_fmt_time(s.effective_ms)
+        );
+    }
     for c in &v.event_conflicts {
         crate::outln!(
             "⚠ 事件冲突: {} ({}) 在 {} 状态下不合法 — `case resolve --event {}`",
@@ -563,4 +669,45 @@ fn print_case(v: &CaseView) -> Result<()> {
     let next: Vec<&str> = v.next_steps.iter().map(|k| k.as_str()).collect();
     crate::outln!("下一步 next steps: {}", next.join(", "));
     Ok(())
+}
+
+/// The China date of a deadline.
+fn day_of(ms: i64) -> String {
+    yichuang_shared::deadline::china_date(ms)
+        .map(|d| d.to_string())
+        .unwrap_or_else(|_| "-".into())
+}
+
+fn print_deadlines(v: &CaseView) {
+    use yichuang_shared::case::deadlines::CaseDeadlines;
+    match &v.deadlines {
+        None => {}
+        Some(CaseDeadlines::NotAccepted) => crate::outln!("时限 未受理, 不计时"),
+        Some(CaseDeadlines::CalendarUnknown { year }) => {
+            crate::outln!("时限 无法计算: {}", super::calendar::unknown_year(*year))
+        }
+        Some(CaseDeadlines::Unavailable { reason }) => crate::outln!("时限 无法计算: {reason}"),
+        Some(CaseDeadlines::Known(k)) => {
+            // A completed case is judged once, as of its completion.
+            let state = match (k.on_time, k.overdue, k.near_overdue, k.paused) {
+                (Some(true), ..) => "按时办结".to_owned(),
+                (Some(false), ..) => "超期办结".to_owned(),
+                (None, true, _, _) => format!("⚠ 超期 {} 个工作日", -k.remaining_working_days),
+                (None, false, _, true) => {
+                    format!("暂停计时, 剩余 {} 个工作日", k.remaining_working_days)
+                }
+                (None, false, true, false) => "⚠ 临近超期 (今日到期)".to_owned(),
+                (None, false, false, false) => {
+                    format!("剩余 {} 个工作日", k.remaining_working_days)
+                }
+            };
+            crate::outln!(
+                "时限 承诺 {}  法定 {}  {}  日历 {}",
+                day_of(k.promised_ms),
+                day_of(k.statutory_ms),
+                state,
+                k.calendar_version
+            );
+        }
+    }
 }

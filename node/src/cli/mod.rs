@@ -1,7 +1,9 @@
 //! The `yichuang` command line: argument definitions and their dispatch.
 
+mod calendar;
 mod case;
 mod net;
+mod report;
 pub mod table;
 
 use std::path::PathBuf;
@@ -47,9 +49,18 @@ pub enum Command {
     },
     /// Register, list, show and advance cases (办件).
     Case {
+        // Boxed: `case new` carries many fields, and the enum is as large as its
+        // largest variant.
         #[command(subcommand)]
-        command: case::CaseCommand,
+        command: Box<case::CaseCommand>,
     },
+    /// The working-day calendar: add working days, show a year, publish a year (hub).
+    Calendar {
+        #[command(subcommand)]
+        command: calendar::CalendarCommand,
+    },
+    /// District metrics: 按时办结率, 最多跑一次, 一次办结率, 好差评 and case counts.
+    Report(report::ReportArgs),
     /// Show who this node is.
     Info {
         #[command(flatten)]
@@ -123,7 +134,9 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Catalog {
             command: CatalogCommand::List { dir, search, json },
         } => catalog_list(&dir, search, json),
-        Command::Case { command } => case::run(command),
+        Command::Case { command } => case::run(*command),
+        Command::Calendar { command } => calendar::run(command),
+        Command::Report(args) => report::run(args),
         Command::Info { dir, json } => info(&dir, json),
         Command::Demo(args) => crate::demo::run(args),
         Command::Issue(args) => net::issue(args),

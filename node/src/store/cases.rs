@@ -14,12 +14,15 @@ use yichuang_shared::ids::{DocId, case_number};
 use yichuang_shared::validate;
 
 use super::docs::{fresh_doc, write_changes};
+use super::rules::{RulesContext, rule_columns};
 use super::{Store, StoreError, Tx, now_ms, random_bytes};
 
 /// Most rows one list call returns; a page, not a dump.
 pub const LIST_LIMIT_MAX: usize = 1_000;
 /// China Standard Time, UTC+8 all year: case numbers carry the local date.
 const CHINA_OFFSET_MS: i64 = 8 * 3_600_000;
+/// Catalog materials needed only when an agent acts (授权委托书及代办人身份证明).
+const AGENT_MATERIAL_MARK: &str = "代办人";
 
 /// A clerk's request to register a case.
 #[derive(Clone, Debug)]
@@ -32,6 +35,8 @@ pub struct CreateCase {
     /// Codes of the materials received at the counter.
     pub materials_received: Vec<String>,
     pub delivery_method: Option<String>,
+    /// Where results are posted; required for postal delivery.
+    pub delivery_address: String,
     pub clerk: String,
 }
 
@@ -60,6 +65,10 @@ pub struct CaseRow {
     pub created_ms: i64,
     pub updated_ms: i64,
     pub conflicts: i64,
+    /// `known`, `not_accepted`, `calendar_unknown` or `unavailable`.
+    pub deadline_state: String,
+    /// End of the promised deadline day as last indexed (a paused case's moves on).
+    pub promised_ms: Option<i64>,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -107,15 +116,23 @@ pub(super) fn index_case(
     conn: &Connection,
     doc_id: &DocId,
     view: &CaseView,
+    rules: &RulesContext,
     now: i64,
 ) -> Result<(), StoreError> {
-    conn.execute(
+    // The rules' columns ride in the same statement: registration is the clerk's
+    // critical path, and one statement costs less than two.
+    let r = rule_columns(view, rules, now)?;
+    conn.prepare_cached(
         "INSERT INTO case_index (doc_id, case_no, item_code, item_name, department, home_center, current_center,
-             assigned_staff, status, applicant_name, applicant_id_masked, created_ms, updated_ms, conflicts)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)
+             assigned_staff, status, applicant_name, applicant_id_masked, created_ms, updated_ms, conflicts,
+             deadline_state, promised_ms, statutory_ms, calendar_version, rules_first_ms, rules_last_ms, rules)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21)
          ON CONFLICT (doc_id) DO UPDATE SET current_center = ?7, assigned_staff = ?8, status = ?9,
-             applicant_name = ?10, applicant_id_masked = ?11, updated_ms = ?13, conflicts = ?14",
-        params![
+             applicant_name = ?10, applicant_id_masked = ?11, updated_ms = ?13, conflicts = ?14,
+             deadline_state = ?15, promised_ms = ?16, statutory_ms = ?17, calendar_version = ?18,
+             rules_first_ms = ?19, rules_last_ms = ?20, rules = ?21",
+    )?
+    .execute(params![
             doc_id.as_str(),
             view.case_no,
             view.item_code,
@@ -130,12 +147,18 @@ pub(super) fn index_case(
             view.created_ms,
             now,
             view.conflict_count as i64,
-        ],
-    )?;
+            r.state,
+            r.promised_ms,
+            r.statutory_ms,
+            r.calendar_version,
+            r.first_ms,
+            r.last_ms,
+            r.json,
+        ])?;
     Ok(())
 }
 
-fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<CaseRow> {
+pub(super) fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<CaseRow> {
     Ok(CaseRow {
         doc_id: r.get(0)?,
         case_no: r.get(1)?,
@@ -151,21 +174,33 @@ fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<CaseRow> {
         created_ms: r.get(11)?,
         updated_ms: r.get(12)?,
         conflicts: r.get(13)?,
+        deadline_state: r.get(14)?,
+        promised_ms: r.get(15)?,
     })
 }
 
-const ROW_COLUMNS: &str = "doc_id, case_no, status, item_code, item_name, department, home_center, current_center, \
-     assigned_staff, applicant_name, applicant_id_masked, created_ms, updated_ms, conflicts";
+pub(super) const ROW_COLUMNS: &str = "doc_id, case_no, status, item_code, item_name, department, home_center, current_center, \
+     assigned_staff, applicant_name, applicant_id_masked, created_ms, updated_ms, conflicts, deadline_state, promised_ms";
 
-fn stamp(
+pub(super) fn stamp(
     conn: &Connection,
     node: yichuang_shared::ids::NodeId,
     clerk: &str,
 ) -> Result<Stamp, StoreError> {
+    stamp_at(conn, node, clerk, now_ms())
+}
+
+/// A stamp for a write at `now` (the caller's clock reading).
+pub(super) fn stamp_at(
+    conn: &Connection,
+    node: yichuang_shared::ids::NodeId,
+    clerk: &str,
+    now: i64,
+) -> Result<Stamp, StoreError> {
     Ok(Stamp {
         node,
         clerk: clerk.to_owned(),
-        hlc: next_hlc(conn, now_ms())?,
+        hlc: next_hlc(conn, now)?,
         event_id: format!(
             "e{}",
             yichuang_shared::ids::encode_hex(&random_bytes::<8>())
@@ -196,6 +231,16 @@ impl Store {
             .delivery_method
             .clone()
             .unwrap_or_else(|| "window".into());
+        if let Some(agent) = &req.agent {
+            let same = validate::normalize_resident_id(&agent.id_no)
+                == validate::normalize_resident_id(&req.applicant.id_no);
+            if same {
+                return Err(StoreError::Invalid(
+                    "an agent (代办人) acts for someone else: the agent's ID is the applicant's"
+                        .into(),
+                ));
+            }
+        }
         if !item.delivery.contains(&delivery) {
             return Err(StoreError::Invalid(format!(
                 "item {} is not delivered by {delivery:?}; it offers {}",
@@ -219,11 +264,15 @@ impl Store {
                 .map(|m| MaterialSpec {
                     code: m.code.clone(),
                     name: m.name.clone(),
-                    required: m.required,
+                    // With an agent, the power of attorney and the agent's ID become
+                    // required (the catalog marks them "委托办理时提供").
+                    required: m.required
+                        || (req.agent.is_some() && m.name.contains(AGENT_MATERIAL_MARK)),
                     received: req.materials_received.contains(&m.code),
                 })
                 .collect(),
             delivery_method: delivery,
+            delivery_address: req.delivery_address.clone(),
         };
         // Checked before a case number is spent on it.
         new.validate()?;
@@ -235,6 +284,7 @@ impl Store {
         conn: &Connection,
         settings: &super::NodeSettings,
         actor: &automerge::ActorId,
+        rules: &RulesContext,
         mut new: NewCase,
         clerk: &str,
     ) -> Result<(Created, AutoCommit, i64), StoreError> {
@@ -260,8 +310,9 @@ impl Store {
             None,
             stamp.hlc.wall_ms(),
         )?;
-        let view = case.view(false);
-        index_case(conn, &doc_id, &view, stamp.hlc.wall_ms())?;
+        let mut view = yichuang_shared::case::new_case_view(&new, &stamp);
+        index_case(conn, &doc_id, &view, rules, stamp.hlc.wall_ms())?;
+        view.deadlines = Some(rules.deadlines(&view.item_code, &view.facts, stamp.hlc.wall_ms()));
         Ok((
             Created {
                 doc_id,
@@ -276,9 +327,10 @@ impl Store {
     /// Registers a case. Returns only after the case is durable.
     pub fn create_case(&mut self, req: &CreateCase) -> Result<Created, StoreError> {
         let new = self.prepare_case(req)?;
+        let rules = self.rules_context()?;
         let tx = Tx::begin(&self.conn, self.in_group)?;
         let (created, doc, last_seq) =
-            Store::insert_case(&tx, &self.settings, &self.actor, new, &req.clerk)?;
+            Store::insert_case(&tx, &self.settings, &self.actor, &rules, new, &req.clerk)?;
         tx.commit()?;
         self.cache.put(created.doc_id.clone(), doc, last_seq);
         Ok(created)
@@ -290,11 +342,12 @@ impl Store {
             .iter()
             .map(|r| Ok((self.prepare_case(r)?, r.clerk.as_str())))
             .collect::<Result<_, StoreError>>()?;
+        let rules = self.rules_context()?;
         let tx = Tx::begin(&self.conn, self.in_group)?;
         let mut numbers = Vec::with_capacity(prepared.len());
         for (new, clerk) in prepared {
             numbers.push(
-                Store::insert_case(&tx, &self.settings, &self.actor, new, clerk)?
+                Store::insert_case(&tx, &self.settings, &self.actor, &rules, new, clerk)?
                     .0
                     .case_no,
             );
@@ -341,6 +394,7 @@ impl Store {
         clerk: &str,
         change: impl FnOnce(&mut CaseDoc, &Stamp) -> Result<(), yichuang_shared::case::CaseError>,
     ) -> Result<CaseView, StoreError> {
+        let rules = self.rules_context()?;
         let tx = Tx::begin(&self.conn, self.in_group)?;
         let stamp = stamp(&tx, self.settings.node_id, clerk)?;
         let doc = fresh_doc(&tx, &mut self.cache, doc_id)?;
@@ -350,7 +404,7 @@ impl Store {
         let mut case = CaseDoc::from_automerge(taken)?;
         let outcome = change(&mut case, &stamp);
         let changes = case.automerge().get_changes(&before);
-        let view = case.view(false);
+        let mut view = case.view(false);
         *doc = case.into_automerge();
         outcome?;
         let (last_seq, _) = write_changes(
@@ -362,9 +416,10 @@ impl Store {
             None,
             stamp.hlc.wall_ms(),
         )?;
-        index_case(&tx, doc_id, &view, stamp.hlc.wall_ms())?;
+        index_case(&tx, doc_id, &view, &rules, stamp.hlc.wall_ms())?;
         tx.commit()?;
         self.cache.set_last_seq(doc_id, last_seq);
+        view.deadlines = Some(rules.deadlines(&view.item_code, &view.facts, stamp.hlc.wall_ms()));
         Ok(view)
     }
 
@@ -377,6 +432,15 @@ impl Store {
         note: &str,
         data: BTreeMap<String, String>,
     ) -> Result<CaseView, StoreError> {
+        if kind == EventKind::Transferred {
+            let to = data.get("to_center").map(|c| c.trim()).unwrap_or_default();
+            let district = super::district();
+            let known = to == yichuang_shared::case::rules::DISTRICT_BACK_OFFICE
+                || district.center(to).is_some();
+            if !to.is_empty() && !known {
+                return Err(StoreError::UnknownCenter(to.to_owned(), district.code));
+            }
+        }
         let ev = NewEvent {
             note: note.to_owned(),
             data,
@@ -393,11 +457,37 @@ impl Store {
         clerk: &str,
         sets: &[(String, String)],
     ) -> Result<CaseView, StoreError> {
+        let method = sets
+            .iter()
+            .rev()
+            .find(|(path, _)| path == "delivery.method")
+            .map(|(_, m)| m.clone());
+        // An unknown method is refused by the field's own check, with the list of methods.
+        let method =
+            method.filter(|m| yichuang_shared::case::DELIVERY_METHODS.contains(&m.as_str()));
+        if let Some(method) = method {
+            let view = self.case_view(key, false, clerk)?;
+            let offered = self
+                .rules_context()?
+                .items
+                .get(&view.item_code)
+                .map(|i| i.delivery.clone())
+                .unwrap_or_default();
+            if !offered.contains(&method) {
+                return Err(StoreError::Invalid(format!(
+                    "item {} is not delivered by {method:?}; it offers {}",
+                    view.item_code,
+                    offered.join(", ")
+                )));
+            }
+        }
         self.modify_case(key, clerk, |case, stamp| {
             for (path, value) in sets {
                 case.set_field(path, value, stamp)?;
             }
-            Ok(())
+            // Checked after all the fields, so `method=post` and its address may come
+            // in either order.
+            case.check_delivery()
         })
     }
 
@@ -449,51 +539,84 @@ impl Store {
         let doc_id = self.resolve_case(key)?;
         let doc = fresh_doc(&self.conn, &mut self.cache, &doc_id)?;
         let mut case = CaseDoc::from_automerge(doc.clone())?;
-        Ok(case.view(reveal))
+        let mut view = case.view(reveal);
+        view.deadlines = Some(self.deadlines_of(&view)?);
+        Ok(view)
     }
 
     /// Lists cases from the index, newest first. A search matches a case-number
     /// prefix, an applicant's exact name, or an item's code or part of its name.
     pub fn list_cases(&mut self, filter: &CaseFilter) -> Result<Vec<CaseRow>, StoreError> {
-        let limit = filter.limit.clamp(1, LIST_LIMIT_MAX) as i64;
-        let status = filter.status.clone();
-        let rows = match filter
+        let limit = filter.limit.clamp(1, LIST_LIMIT_MAX);
+        let search = filter
             .search
             .as_deref()
             .map(str::trim)
-            .filter(|s| !s.is_empty())
-        {
-            None => {
-                let sql = format!(
-                    "SELECT {ROW_COLUMNS} FROM case_index WHERE (?1 IS NULL OR status = ?1) ORDER BY created_ms DESC LIMIT ?2"
-                );
-                let mut stmt = self.conn.prepare_cached(&sql)?;
-                stmt.query_map(params![status, limit], row)?
-                    .collect::<Result<Vec<_>, _>>()?
-            }
-            Some(text) => {
-                let items: Vec<String> = self
-                    .catalog()?
-                    .values()
-                    .filter(|i| i.code == text || i.name.contains(text))
-                    .map(|i| i.code.clone())
-                    .collect();
-                let items_json = serde_json::to_string(&items)
-                    .map_err(|e| StoreError::Invalid(e.to_string()))?;
-                // Each branch is answered by its own index; a single OR would scan.
-                let sql = format!(
-                    "SELECT {ROW_COLUMNS} FROM case_index WHERE doc_id IN (
-                         SELECT doc_id FROM case_index WHERE case_no >= ?1 AND case_no < ?1 || char(1114111)
-                         UNION SELECT doc_id FROM case_index WHERE applicant_name = ?1
-                         UNION SELECT doc_id FROM case_index WHERE item_code IN (SELECT value FROM json_each(?2)))
-                     AND (?3 IS NULL OR status = ?3)
-                     ORDER BY created_ms DESC LIMIT ?4"
-                );
-                let mut stmt = self.conn.prepare_cached(&sql)?;
-                stmt.query_map(params![text, items_json, status, limit], row)?
-                    .collect::<Result<Vec<_>, _>>()?
-            }
+            .filter(|s| !s.is_empty());
+        let Some(text) = search else {
+            return match filter.status.as_deref() {
+                None => {
+                    self.index_query("ORDER BY created_ms DESC LIMIT ?1", params![limit as i64])
+                }
+                // (status, created_ms) answers this without a sort.
+                Some(status) => self.index_query(
+                    "WHERE status = ?1 ORDER BY created_ms DESC LIMIT ?2",
+                    params![status, limit as i64],
+                ),
+            };
         };
+        let items: Vec<String> = self
+            .catalog()?
+            .values()
+            .filter(|i| i.code == text || i.name.contains(text))
+            .map(|i| i.code.clone())
+            .collect();
+        // One indexed query per way a text can match, each stopping at `limit`, then a
+        // merge: a single query with OR, or one sorting every match of a common item,
+        // reads far more of a million-case index than a page needs.
+        let status = filter.status.as_deref();
+        let and_status = if status.is_some() {
+            "AND status = ?3"
+        } else {
+            "AND ?3 IS NULL"
+        };
+        let mut rows = self.index_query(
+            &format!(
+                "WHERE case_no >= ?1 AND case_no < ?1 || char(1114111) {and_status} ORDER BY case_no DESC LIMIT ?2"
+            ),
+            params![text, limit as i64, status],
+        )?;
+        rows.extend(self.index_query(
+            &format!("WHERE applicant_name = ?1 {and_status} ORDER BY created_ms DESC LIMIT ?2"),
+            params![text, limit as i64, status],
+        )?);
+        for code in items {
+            rows.extend(self.index_query(
+                &format!("WHERE item_code = ?1 {and_status} ORDER BY created_ms DESC LIMIT ?2"),
+                params![code, limit as i64, status],
+            )?);
+        }
+        rows.sort_by(|a, b| {
+            b.created_ms
+                .cmp(&a.created_ms)
+                .then_with(|| a.doc_id.cmp(&b.doc_id))
+        });
+        rows.dedup_by(|a, b| a.doc_id == b.doc_id);
+        rows.truncate(limit);
+        Ok(rows)
+    }
+
+    fn index_query(
+        &self,
+        tail: &str,
+        params: &[&dyn rusqlite::ToSql],
+    ) -> Result<Vec<CaseRow>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(&format!("SELECT {ROW_COLUMNS} FROM case_index {tail}"))?;
+        let rows = stmt
+            .query_map(params, row)?
+            .collect::<Result<Vec<_>, _>>()?;
         Ok(rows)
     }
 

@@ -10,11 +10,11 @@ mod cases;
 pub mod docs;
 pub mod nodes;
 mod remote;
+mod rules;
 pub mod schema;
 mod tx;
 
 use std::path::{Path, PathBuf};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use automerge::ActorId;
 use rusqlite::{Connection, ErrorCode, OpenFlags, OptionalExtension};
@@ -27,6 +27,7 @@ pub use actor::{GROUP_MAX, StoreHandle};
 pub use cases::{CaseFilter, CaseRow, CreateCase, Created, fmt_time as cases_fmt_time};
 pub use docs::DocCache;
 pub use remote::Applied;
+pub use rules::{Due, DueCase, ItemRules, RulesContext};
 use tx::Tx;
 
 /// The database file inside a node's data folder.
@@ -72,6 +73,8 @@ pub enum StoreError {
     UnknownCenter(String, String),
     #[error("{0}")]
     Invalid(String),
+    #[error("only the hub may write reference documents; this node is a {role}")]
+    NotHub { role: Role },
     #[error("stored data is damaged: {0}")]
     Corrupt(String),
     #[error(transparent)]
@@ -183,6 +186,8 @@ pub struct Store {
     )>,
     /// Inside [`Store::group`]: operations use savepoints and the group commits once.
     in_group: bool,
+    /// Catalog limits and calendar, rebuilt when their documents change.
+    rules: Option<std::sync::Arc<RulesContext>>,
 }
 
 impl std::fmt::Debug for Store {
@@ -194,11 +199,9 @@ impl std::fmt::Debug for Store {
     }
 }
 
+/// This node's clock; see [`crate::clock`].
 pub fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
+    crate::clock::now_ms()
 }
 
 pub fn random_bytes<const N: usize>() -> [u8; N] {
@@ -318,6 +321,7 @@ impl Store {
             settings,
             catalog: None,
             in_group: false,
+            rules: None,
         }
     }
 

@@ -4,11 +4,15 @@
 use automerge::{AutoCommit, Change};
 use rusqlite::{Connection, params};
 use yichuang_shared::case::CaseDoc;
+use yichuang_shared::case::timeline::skew_notes;
 use yichuang_shared::ids::DocId;
 
-use super::cases::index_case;
+use super::cases::{index_case, stamp_at};
 use super::docs::{fresh_doc, kind_of_doc, write_changes};
 use super::{Store, StoreError, Tx, now_ms};
+
+/// The clerk named on receipts the node records by itself.
+const SKEW_NOTE_CLERK: &str = "system";
 
 /// What became of a batch of remote changes.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -38,7 +42,19 @@ impl Store {
         changes: Vec<Change>,
         from_peer: Option<&str>,
     ) -> Result<Applied, StoreError> {
-        let result = self.apply_remote_inner(doc_id, changes, from_peer);
+        self.apply_remote_at(doc_id, changes, from_peer, now_ms())
+    }
+
+    /// [`Store::apply_remote`] at a given reading of this node's clock: the time the
+    /// changes were received, which dates the receipts of events stamped in its future.
+    pub fn apply_remote_at(
+        &mut self,
+        doc_id: &DocId,
+        changes: Vec<Change>,
+        from_peer: Option<&str>,
+        now: i64,
+    ) -> Result<Applied, StoreError> {
+        let result = self.apply_remote_inner(doc_id, changes, from_peer, now);
         if result.is_err() {
             self.cache.evict(doc_id);
         }
@@ -50,8 +66,9 @@ impl Store {
         doc_id: &DocId,
         changes: Vec<Change>,
         from_peer: Option<&str>,
+        now: i64,
     ) -> Result<Applied, StoreError> {
-        let now = now_ms();
+        let rules = self.rules_context()?;
         let tx = Tx::begin(&self.conn, self.in_group)?;
         let mut waiting: Vec<Change> = {
             let mut stmt = tx.prepare_cached("SELECT bytes FROM pending WHERE doc_id = ?1")?;
@@ -110,7 +127,7 @@ impl Store {
             // A new case must be a case document before it is filed as one.
             CaseDoc::from_automerge(doc.clone())?;
         }
-        let (last_seq, _) = write_changes(
+        let (mut last_seq, _) = write_changes(
             &tx,
             doc_id,
             kind_of_doc(doc_id),
@@ -121,7 +138,22 @@ impl Store {
         )?;
         if doc_id.is_case() {
             let mut case = CaseDoc::from_automerge(doc.clone())?;
-            index_case(&tx, doc_id, &case.view(false), now)?;
+            // Events stamped in this node's future: record their receipt, the evidence
+            // every node's clock rule reads (see `case::clock`).
+            let notes = skew_notes(&case.timeline(), &self.settings.node_id.to_string(), now);
+            if !notes.is_empty() {
+                case.set_actor(self.actor.clone());
+                let before = case.heads();
+                for note in &notes {
+                    let stamp = stamp_at(&tx, self.settings.node_id, SKEW_NOTE_CLERK, now)?;
+                    case.note_clock_skew(&stamp, note)?;
+                }
+                tracing::warn!(doc = %doc_id, events = notes.len(), "received events stamped in this node's future");
+                let own = case.automerge().get_changes(&before);
+                *doc = case.automerge().clone();
+                last_seq = write_changes(&tx, doc_id, "case", &own, doc, None, now)?.0;
+            }
+            index_case(&tx, doc_id, &case.view(false), &rules, now)?;
         }
         let owned = (!exists).then(|| doc.clone());
         tx.commit()?;

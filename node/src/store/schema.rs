@@ -80,6 +80,19 @@ pub const MIGRATIONS: &[&str] = &[
         at_ms INTEGER NOT NULL
     ) STRICT;
     ",
+    // 3: the rules of case work: deadline dates and the facts metrics read, per case.
+    // Which cases are overdue is decided against the clock at query time.
+    "
+    ALTER TABLE case_index ADD COLUMN deadline_state TEXT NOT NULL DEFAULT '';
+    ALTER TABLE case_index ADD COLUMN promised_ms INTEGER;
+    ALTER TABLE case_index ADD COLUMN statutory_ms INTEGER;
+    ALTER TABLE case_index ADD COLUMN calendar_version TEXT NOT NULL DEFAULT '';
+    ALTER TABLE case_index ADD COLUMN rules_first_ms INTEGER;
+    ALTER TABLE case_index ADD COLUMN rules_last_ms INTEGER;
+    ALTER TABLE case_index ADD COLUMN rules TEXT NOT NULL DEFAULT '{}';
+    CREATE INDEX case_by_promised ON case_index (promised_ms) WHERE promised_ms IS NOT NULL;
+    CREATE INDEX case_by_rules_time ON case_index (rules_last_ms);
+    ",
 ];
 
 pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;

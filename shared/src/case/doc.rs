@@ -15,7 +15,12 @@ use automerge::{
 };
 use serde::Serialize;
 
+use super::clock::SkewedEvent;
+use super::deadlines::CaseDeadlines;
+use super::facts::CaseFacts;
+use super::rules::{self, StepContext};
 use super::status::{self, EventConflict, EventKind, EventOrder, FoldEvent, Status, Transition};
+use super::timeline::Timeline;
 use crate::hlc::Hlc;
 use crate::ids::NodeId;
 use crate::validate::{self, ValidationError};
@@ -49,6 +54,8 @@ pub enum CaseError {
     NotACase(String),
     #[error("the case has reached its limit of {EVENTS_MAX} events")]
     TooManyEvents,
+    #[error("{0}")]
+    AlreadyRecorded(String),
     #[error("automerge: {0}")]
     Automerge(#[from] AutomergeError),
 }
@@ -140,6 +147,8 @@ pub struct NewCase {
     pub agent: Option<Party>,
     pub materials: Vec<MaterialSpec>,
     pub delivery_method: String,
+    /// Where results are posted; required when `delivery_method` is `post`.
+    pub delivery_address: String,
 }
 
 /// Who is acting and when; every change a node makes carries one.
@@ -237,6 +246,8 @@ impl NewCase {
                 reason: format!("expected one of {}", DELIVERY_METHODS.join(", ")),
             });
         }
+        text_check("delivery.address", &self.delivery_address)?;
+        check_delivery(&self.delivery_method, &self.delivery_address)?;
         Ok(())
     }
 }
@@ -255,10 +266,18 @@ fn put_party(
     party: &Party,
     kind: Option<ApplicantKind>,
 ) -> Result<(), AutomergeError> {
-    doc.put(obj, "name", party.name.as_str())?;
-    doc.put(obj, "id_no", validate::normalize_resident_id(&party.id_no))?;
-    doc.put(obj, "phone", party.phone.as_str())?;
-    doc.put(obj, "address", party.address.as_str())?;
+    // Empty fields are left out: an absent key reads as empty, and every operation
+    // costs time on the clerk's critical path.
+    for (key, value) in [
+        ("name", party.name.clone()),
+        ("id_no", validate::normalize_resident_id(&party.id_no)),
+        ("phone", party.phone.clone()),
+        ("address", party.address.clone()),
+    ] {
+        if !value.is_empty() {
+            doc.put(obj, key, value)?;
+        }
+    }
     if let Some(kind) = kind {
         doc.put(obj, "kind", kind.as_str())?;
         doc.put(obj, "id_type", kind.id_type())?;
@@ -306,12 +325,12 @@ impl CaseDoc {
             doc.put(&obj, "name", m.name.as_str())?;
             doc.put(&obj, "required", m.required)?;
             doc.put(&obj, "received", m.received)?;
-            doc.put(&obj, "note", "")?;
         }
         let delivery = doc.put_object(ROOT, "delivery", ObjType::Map)?;
         doc.put(&delivery, "method", new.delivery_method.as_str())?;
-        doc.put(&delivery, "address", "")?;
-        doc.put(&delivery, "tracking_no", "")?;
+        if !new.delivery_address.is_empty() {
+            doc.put(&delivery, "address", new.delivery_address.as_str())?;
+        }
         doc.put_object(ROOT, "events", ObjType::List)?;
         doc.put_object(ROOT, "notes", ObjType::List)?;
         let mut case = CaseDoc { doc };
@@ -378,34 +397,67 @@ impl CaseDoc {
         Ok(())
     }
 
-    /// Records an event a clerk asked for, refusing it if the current status does not allow it.
+    /// Records an event a clerk asked for, refusing it if the current status does not
+    /// allow it or it breaks a rule of case work (see [`rules`]).
     pub fn append_event(
         &mut self,
         kind: EventKind,
         stamp: &Stamp,
         ev: &NewEvent,
     ) -> Result<(), CaseError> {
-        let status = self.fold().status;
+        let timeline = self.timeline();
+        let status = timeline.folded.status;
         if kind == EventKind::Submitted || status::transition(status, kind).is_none() {
             return Err(illegal(kind, status));
         }
-        if kind == EventKind::Transferred
-            && ev.data.get("to_center").is_none_or(|c| c.trim().is_empty())
+        let routing = self.routing_in(&timeline);
+        let delivery = self.delivery();
+        let ev = rules::prepare(
+            kind,
+            ev,
+            &StepContext {
+                timeline: &timeline,
+                routing: &routing,
+                delivery: &delivery,
+            },
+        )?;
+        self.push_event(kind, stamp, &ev)?;
+        if kind == EventKind::Delivered
+            && let Some(tracking_no) = ev.data.get("tracking_no")
         {
-            return Err(CaseError::InvalidValue {
-                field: "to_center".into(),
-                reason: "a transfer needs a target center".into(),
-            });
+            let obj = self.obj(ROOT, "delivery")?;
+            self.doc.put(&obj, "tracking_no", tracking_no.as_str())?;
         }
-        if kind == EventKind::Assigned && ev.data.get("staff").is_none_or(|c| c.trim().is_empty()) {
-            return Err(CaseError::InvalidValue {
-                field: "staff".into(),
-                reason: "an assignment needs a staff id".into(),
-            });
-        }
-        self.push_event(kind, stamp, ev)?;
         self.doc.commit_with(commit_options(stamp));
         Ok(())
+    }
+
+    /// Checks the delivery fields together, after an edit that may set several.
+    pub fn check_delivery(&self) -> Result<(), CaseError> {
+        let d = self.delivery();
+        check_delivery(&d.method, &d.address)
+    }
+
+    pub fn delivery(&self) -> DeliveryView {
+        let delivery = self.obj(ROOT, "delivery").ok();
+        let d = |key: &str| {
+            delivery
+                .as_ref()
+                .map(|o| self.str_at(o, key))
+                .unwrap_or_default()
+        };
+        DeliveryView {
+            method: d("method"),
+            address: d("address"),
+            tracking_no: d("tracking_no"),
+        }
+    }
+
+    /// A text field of the case's `meta` map.
+    pub fn meta_text(&self, key: &str) -> String {
+        self.obj(ROOT, "meta")
+            .map(|m| self.str_at(&m, key))
+            .unwrap_or_default()
     }
 
     /// Records an audit event that never changes the status (for example a reveal of an ID number).
@@ -559,6 +611,18 @@ impl CaseDoc {
 
     /// Every event in document order, as stored.
     pub fn events(&self) -> Vec<Event> {
+        self.events_with_ids().into_iter().map(|(e, _)| e).collect()
+    }
+
+    /// Every event in document order with the change that wrote it.
+    pub(super) fn placed_events(&self) -> Vec<(Event, Option<ChangeHash>)> {
+        self.events_with_ids()
+            .into_iter()
+            .map(|(e, id)| (e, self.doc.hash_for_opid(&id)))
+            .collect()
+    }
+
+    fn events_with_ids(&self) -> Vec<(Event, ObjId)> {
         let Ok(events) = self.obj(ROOT, "events") else {
             return Vec::new();
         };
@@ -582,22 +646,26 @@ impl CaseDoc {
                     data.insert(key.clone(), self.str_at(&d, &key));
                 }
             }
-            out.push(Event {
-                id: self.str_at(&id, "id"),
-                kind: self.str_at(&id, "kind"),
-                hlc: Hlc(int("hlc").max(0) as u64),
-                wall_ms: int("wall_ms"),
-                clerk: self.str_at(&id, "clerk"),
-                node: self.str_at(&id, "node"),
-                note: self.str_at(&id, "note"),
-                data,
-            });
+            out.push((
+                Event {
+                    id: self.str_at(&id, "id"),
+                    kind: self.str_at(&id, "kind"),
+                    hlc: Hlc(int("hlc").max(0) as u64),
+                    wall_ms: int("wall_ms"),
+                    clerk: self.str_at(&id, "clerk"),
+                    node: self.str_at(&id, "node"),
+                    note: self.str_at(&id, "note"),
+                    data,
+                },
+                id,
+            ));
         }
         out
     }
 
-    pub fn fold(&self) -> status::Folded {
-        fold_events(&self.events())
+    /// The fold of the events in causal order with trusted times (see [`super::clock`]).
+    pub fn fold(&mut self) -> status::Folded {
+        self.timeline().folded
     }
 
     /// Every map key that holds more than one concurrent value, with who wrote each.
@@ -655,17 +723,18 @@ impl CaseDoc {
     }
 
     /// The case's routing: where it lives now and who carries it.
-    pub fn routing(&self) -> Routing {
-        let meta = self.obj(ROOT, "meta").ok();
-        let home_center = meta
-            .as_ref()
-            .map(|m| self.str_at(m, "home_center"))
-            .unwrap_or_default();
-        routing_of(&self.events(), home_center)
+    pub fn routing(&mut self) -> Routing {
+        let timeline = self.timeline();
+        self.routing_in(&timeline)
+    }
+
+    fn routing_in(&self, timeline: &Timeline) -> Routing {
+        routing_from(timeline, self.meta_text("home_center"))
     }
 
     /// A read-only picture of the case for lists, detail pages and JSON output.
     pub fn view(&mut self, reveal: bool) -> CaseView {
+        let timeline = self.timeline();
         let mut field_conflicts = self.field_conflicts();
         let meta = self.obj(ROOT, "meta").ok();
         let m = |key: &str| {
@@ -710,28 +779,18 @@ impl CaseDoc {
                 }
             }
         }
-        let delivery = self.obj(ROOT, "delivery").ok();
-        let d = |key: &str| {
-            delivery
-                .as_ref()
-                .map(|o| self.str_at(o, key))
-                .unwrap_or_default()
-        };
-        let delivery = DeliveryView {
-            method: d("method"),
-            address: d("address"),
-            tracking_no: d("tracking_no"),
-        };
+        let delivery = self.delivery();
         let mut notes = Vec::new();
         if let Ok(list) = self.obj(ROOT, "notes") {
             for item in self.doc.list_range(&list, ..) {
                 notes.push(self.str_at(&item.id(), "text"));
             }
         }
-        let mut events = self.events();
-        let folded = fold_events(&events);
-        let routing = routing_of(&events, m("home_center"));
-        events.sort_by_key(Event::order);
+        let routing = routing_from(&timeline, m("home_center"));
+        let facts = CaseFacts::from_timeline(&timeline);
+        let skewed_events = timeline.skewed();
+        let events: Vec<Event> = timeline.events.iter().map(|e| e.event.clone()).collect();
+        let folded = timeline.folded;
         if !reveal {
             for c in &mut field_conflicts {
                 if c.path.ends_with("id_no") {
@@ -785,7 +844,92 @@ impl CaseDoc {
             delivery,
             events,
             notes,
+            skewed_events,
+            facts,
+            deadlines: None,
         }
+    }
+}
+
+/// Postal delivery needs an address.
+fn check_delivery(method: &str, address: &str) -> Result<(), CaseError> {
+    if method == "post" && address.trim().is_empty() {
+        return Err(CaseError::InvalidValue {
+            field: "delivery.address".into(),
+            reason: "postal delivery needs an address".into(),
+        });
+    }
+    Ok(())
+}
+
+/// The view of a case [`CaseDoc::create`] has just built, made from the request
+/// instead of read back from the document: registering a case is the clerk's
+/// critical path, and reading a fresh document back costs as much as building it.
+/// A test holds the two equal.
+pub fn new_case_view(new: &NewCase, stamp: &Stamp) -> CaseView {
+    let party = |p: &Party, kind: &str| PartyView {
+        kind: kind.to_owned(),
+        name: p.name.clone(),
+        id_no: validate::mask_id(&validate::normalize_resident_id(&p.id_no)),
+        phone: validate::mask_phone(&p.phone),
+        address: p.address.clone(),
+    };
+    let mut materials: Vec<MaterialView> = new
+        .materials
+        .iter()
+        .map(|m| MaterialView {
+            code: m.code.clone(),
+            name: m.name.clone(),
+            required: m.required,
+            received: m.received,
+            note: String::new(),
+        })
+        .collect();
+    materials.sort_by(|a, b| a.code.cmp(&b.code));
+    CaseView {
+        case_no: new.case_no.clone(),
+        item_code: new.item_code.clone(),
+        item_name: new.item_name.clone(),
+        department: new.department.clone(),
+        district: new.district.clone(),
+        home_center: new.home_center.clone(),
+        current_center: new.home_center.clone(),
+        assigned_staff: String::new(),
+        created_node: stamp.node.to_string(),
+        created_clerk: stamp.clerk.clone(),
+        created_ms: stamp.hlc.wall_ms(),
+        status: Some(Status::Submitted),
+        status_label: Status::Submitted.label_zh().to_owned(),
+        next_steps: status::legal_steps(Some(Status::Submitted)),
+        conflict_count: 0,
+        event_conflicts: Vec::new(),
+        field_conflicts: Vec::new(),
+        applicant: party(&new.applicant, new.applicant_kind.as_str()),
+        agent: new
+            .agent
+            .as_ref()
+            .filter(|a| !a.name.is_empty())
+            .map(|a| party(a, "")),
+        materials,
+        delivery: DeliveryView {
+            method: new.delivery_method.clone(),
+            address: new.delivery_address.clone(),
+            tracking_no: String::new(),
+        },
+        events: vec![Event {
+            id: stamp.event_id.clone(),
+            kind: EventKind::Submitted.as_str().to_owned(),
+            hlc: stamp.hlc,
+            wall_ms: stamp.hlc.wall_ms(),
+            clerk: stamp.clerk.clone(),
+            node: stamp.node.to_string(),
+            note: String::new(),
+            data: BTreeMap::new(),
+        }],
+        notes: Vec::new(),
+        skewed_events: Vec::new(),
+        facts: CaseFacts::default(),
+        deadlines: None,
     }
 }
 
@@ -825,8 +969,9 @@ fn illegal(kind: EventKind, status: Option<Status>) -> CaseError {
     }
 }
 
-/// Folds stored events; events of a kind this version does not know stay in the
-/// history but take no part in the status.
+/// Folds stored events by their stamps alone; events of a kind this version does not
+/// know stay in the history but take no part in the status. A document's own fold
+/// ([`CaseDoc::fold`]) also uses its causal order and the clock rule.
 pub fn fold_events(events: &[Event]) -> status::Folded {
     let fold_input: Vec<FoldEvent> = events
         .iter()
@@ -836,10 +981,32 @@ pub fn fold_events(events: &[Event]) -> status::Folded {
                 order: e.order(),
                 kind,
                 acknowledges: e.data.get("event").cloned(),
+                once_key: rules::once_key(kind, e),
             })
         })
         .collect();
     status::fold(&fold_input)
+}
+
+/// Routing after the events of a timeline that took effect.
+pub fn routing_from(timeline: &Timeline, home_center: String) -> Routing {
+    let mut routing = Routing {
+        current_center: home_center.clone(),
+        home_center,
+        assigned_staff: String::new(),
+    };
+    for e in timeline.applied() {
+        match e.kind {
+            Some(EventKind::Transferred) => {
+                routing.current_center = e.event.data.get("to_center").cloned().unwrap_or_default()
+            }
+            Some(EventKind::Assigned) => {
+                routing.assigned_staff = e.event.data.get("staff").cloned().unwrap_or_default()
+            }
+            _ => {}
+        }
+    }
+    routing
 }
 
 /// Routing after the events that took effect: transfers and assignments.
@@ -876,6 +1043,27 @@ pub struct Routing {
     pub home_center: String,
     pub current_center: String,
     pub assigned_staff: String,
+}
+
+impl Routing {
+    /// The centers whose scope holds the case: its home center keeps it (it answers
+    /// for it to the applicant), and the center it was transferred to holds it while it
+    /// works on it. The district back office is the hub's, which sees every case.
+    pub fn scope_centers(&self) -> Vec<String> {
+        let mut centers = vec![self.home_center.clone()];
+        if self.current_center != self.home_center
+            && self.current_center != rules::DISTRICT_BACK_OFFICE
+        {
+            centers.push(self.current_center.clone());
+        }
+        centers
+    }
+
+    /// Whether a center may write the case: the centers in its scope. (The hub may
+    /// write any case; a laptop the cases assigned to its staff member.)
+    pub fn center_may_write(&self, center: &str) -> bool {
+        self.scope_centers().iter().any(|c| c == center)
+    }
 }
 
 /// One stored event.
@@ -941,7 +1129,7 @@ pub struct DeliveryView {
 }
 
 /// A case as shown to people: status derived, conflicts listed, ID masked unless revealed.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct CaseView {
     pub case_no: String,
     pub item_code: String,
@@ -966,4 +1154,11 @@ pub struct CaseView {
     pub delivery: DeliveryView,
     pub events: Vec<Event>,
     pub notes: Vec<String>,
+    /// Events whose stamps the clock rule corrected (a node with a wrong clock).
+    pub skewed_events: Vec<SkewedEvent>,
+    /// What the events establish for deadlines and metrics.
+    pub facts: CaseFacts,
+    /// Filled by the node, which holds the catalog and calendar; `None` from `view`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub deadlines: Option<CaseDeadlines>,
 }

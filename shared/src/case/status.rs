@@ -52,16 +52,21 @@ pub enum EventKind {
     Assigned,
     /// 好差评.
     Evaluated,
+    /// 差评整改: the follow-up a bad review (不满意, 非常不满意) requires.
+    EvaluationFollowedUp,
     /// The applicant came to the counter (counts toward 最多跑一次).
     Visited,
     /// A clerk revealed the full ID number: an audit record.
     IdRevealed,
     /// A clerk acknowledged an event conflict, which is then no longer listed.
     ConflictAcknowledged,
+    /// A node received an event stamped in its future: the receipt, recorded so every
+    /// node can judge the writer's clock the same way (see `case::clock`).
+    ClockSkewNoted,
 }
 
 impl EventKind {
-    pub const ALL: [EventKind; 23] = [
+    pub const ALL: [EventKind; 25] = [
         EventKind::Submitted,
         EventKind::Accepted,
         EventKind::Rejected,
@@ -82,9 +87,11 @@ impl EventKind {
         EventKind::Transferred,
         EventKind::Assigned,
         EventKind::Evaluated,
+        EventKind::EvaluationFollowedUp,
         EventKind::Visited,
         EventKind::IdRevealed,
         EventKind::ConflictAcknowledged,
+        EventKind::ClockSkewNoted,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -109,9 +116,11 @@ impl EventKind {
             EventKind::Transferred => "transferred",
             EventKind::Assigned => "assigned",
             EventKind::Evaluated => "evaluated",
+            EventKind::EvaluationFollowedUp => "evaluation_followed_up",
             EventKind::Visited => "visited",
             EventKind::IdRevealed => "id_revealed",
             EventKind::ConflictAcknowledged => "conflict_acknowledged",
+            EventKind::ClockSkewNoted => "clock_skew_noted",
         }
     }
 
@@ -137,9 +146,11 @@ impl EventKind {
             EventKind::Transferred => "转办",
             EventKind::Assigned => "指派",
             EventKind::Evaluated => "好差评",
+            EventKind::EvaluationFollowedUp => "差评整改",
             EventKind::Visited => "到场",
             EventKind::IdRevealed => "查看完整证件号",
             EventKind::ConflictAcknowledged => "确认冲突",
+            EventKind::ClockSkewNoted => "时钟偏差记录",
         }
     }
 
@@ -148,7 +159,10 @@ impl EventKind {
     pub fn is_step(self) -> bool {
         !matches!(
             self,
-            EventKind::Submitted | EventKind::IdRevealed | EventKind::ConflictAcknowledged
+            EventKind::Submitted
+                | EventKind::IdRevealed
+                | EventKind::ConflictAcknowledged
+                | EventKind::ClockSkewNoted
         )
     }
 }
@@ -327,8 +341,8 @@ pub fn transition(from: Option<Status>, kind: EventKind) -> Option<Transition> {
         }
         K::Terminated => open.then_some(To(S::Terminated)),
         K::Transferred | K::Assigned => open.then_some(Stay),
-        K::Evaluated => (from != S::Submitted).then_some(Stay),
-        K::Visited | K::IdRevealed | K::ConflictAcknowledged => Some(Stay),
+        K::Evaluated | K::EvaluationFollowedUp => (from != S::Submitted).then_some(Stay),
+        K::Visited | K::IdRevealed | K::ConflictAcknowledged | K::ClockSkewNoted => Some(Stay),
     }
 }
 
@@ -355,6 +369,9 @@ pub struct FoldEvent {
     pub kind: EventKind,
     /// For `ConflictAcknowledged`: the id of the event whose conflict is acknowledged.
     pub acknowledges: Option<String>,
+    /// A key that may take effect once per case: a second applied event with the same
+    /// key is a conflict (one evaluation per service occurrence, one extension).
+    pub once_key: Option<String>,
 }
 
 /// An event that was illegal where it landed in the merged order.
@@ -374,6 +391,9 @@ pub struct Folded {
     pub conflicts: Vec<EventConflict>,
     /// Ids of the events that took effect, in fold order.
     pub applied: Vec<String>,
+    /// The status after each event of `applied`, so rules can tell which step
+    /// accepted the case.
+    pub statuses: Vec<Status>,
 }
 
 /// Folds events in (hlc, node, id) order through the transition table. Illegal
@@ -394,8 +414,19 @@ pub fn fold(events: &[FoldEvent]) -> Folded {
     let mut before_pause: Vec<Status> = Vec::new();
     let mut conflicts = Vec::new();
     let mut applied = Vec::new();
+    let mut statuses = Vec::new();
+    let mut once_keys: std::collections::HashSet<&str> = std::collections::HashSet::new();
     for event in sorted {
-        match transition(status, event.kind) {
+        let repeated = event
+            .once_key
+            .as_deref()
+            .is_some_and(|key| once_keys.contains(key));
+        let step = if repeated {
+            None
+        } else {
+            transition(status, event.kind)
+        };
+        match step {
             Some(Transition::To(next)) => {
                 if matches!(next, Status::Supplementing | Status::Suspended)
                     && let Some(s) = status
@@ -424,12 +455,18 @@ pub fn fold(events: &[FoldEvent]) -> Folded {
                 continue;
             }
         }
+        if let Some(key) = event.once_key.as_deref() {
+            once_keys.insert(key);
+        }
         applied.push(event.order.id.clone());
+        // Invariant: every legal transition leaves a status, so `status` is Some here.
+        statuses.push(status.unwrap_or(Status::Submitted));
     }
     Folded {
         status,
         conflicts,
         applied,
+        statuses,
     }
 }
 
@@ -446,6 +483,7 @@ mod tests {
             },
             kind,
             acknowledges: None,
+            once_key: None,
         }
     }
 
@@ -540,7 +578,10 @@ mod tests {
         assert!(!from_submitted.contains(&EventKind::Approved));
         for k in legal_steps(Some(Status::Cancelled)) {
             assert!(
-                matches!(k, EventKind::Visited | EventKind::Evaluated),
+                matches!(
+                    k,
+                    EventKind::Visited | EventKind::Evaluated | EventKind::EvaluationFollowedUp
+                ),
                 "{k:?} from cancelled"
             );
         }
@@ -555,6 +596,42 @@ mod tests {
         ack.acknowledges = Some("e2".into());
         events.push(ack);
         assert!(fold(&events).conflicts[0].acknowledged);
+    }
+
+    #[test]
+    fn once_keys_take_effect_once() {
+        use EventKind::*;
+        let keyed = |hlc, id: &str, kind, key: &str| FoldEvent {
+            once_key: Some(key.into()),
+            ..ev(hlc, "a", id, kind)
+        };
+        let events = vec![
+            ev(1, "a", "e1", Submitted),
+            ev(2, "a", "e2", Accepted),
+            keyed(3, "e3", Evaluated, "evaluated:e2"),
+            // A second evaluation of the same occurrence, merged from another node.
+            keyed(4, "e4", Evaluated, "evaluated:e2"),
+            keyed(5, "e5", Evaluated, "evaluated:e9"),
+        ];
+        let folded = fold(&events);
+        assert_eq!(folded.applied, ["e1", "e2", "e3", "e5"]);
+        assert_eq!(
+            folded
+                .conflicts
+                .iter()
+                .map(|c| c.event_id.as_str())
+                .collect::<Vec<_>>(),
+            ["e4"]
+        );
+        assert_eq!(
+            folded.statuses,
+            [
+                Status::Submitted,
+                Status::Accepted,
+                Status::Accepted,
+                Status::Accepted
+            ]
+        );
     }
 
     #[test]

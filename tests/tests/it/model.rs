@@ -36,6 +36,7 @@ fn new_case() -> NewCase {
             received: false,
         }],
         delivery_method: "window".into(),
+        delivery_address: String::new(),
     }
 }
 
@@ -182,6 +183,7 @@ proptest! {
                 order: EventOrder { hlc: Hlc(clocks[i]), node: format!("n{}", nodes[i]), id: format!("e{i:03}") },
                 kind: *k,
                 acknowledges: None,
+                once_key: None,
             })
             .collect();
         let reference = fold(&events);
@@ -196,5 +198,35 @@ proptest! {
             shuffled.swap(i, (state % (i as u64 + 1)) as usize);
         }
         prop_assert_eq!(fold(&shuffled), reference);
+    }
+}
+
+/// The view made from a registration request equals the view read back from the
+/// document it built, with and without an agent.
+#[test]
+fn the_new_case_view_matches_the_document() {
+    for agent in [
+        None,
+        Some(Party {
+            name: "代办人".into(),
+            id_no: "11010519491231002x".into(),
+            phone: "13600136000".into(),
+            address: String::new(),
+        }),
+    ] {
+        let mut new = new_case();
+        new.agent = agent;
+        new.materials.push(MaterialSpec {
+            code: "M00".into(),
+            name: "身份证明".into(),
+            required: false,
+            received: true,
+        });
+        let stamp = stamp(NODE_A, 100, "e0");
+        let mut doc = CaseDoc::create(&new, NODE_A.actor([1; 4]), &stamp).unwrap();
+        assert_eq!(
+            yichuang_shared::case::new_case_view(&new, &stamp),
+            doc.view(false)
+        );
     }
 }
