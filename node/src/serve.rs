@@ -149,6 +149,7 @@ impl Node {
             store: store.clone(),
             local: Arc::new(Local {
                 node_id: settings.node_id,
+                role: settings.role,
                 epoch,
                 hub: hub_id,
             }),

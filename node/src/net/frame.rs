@@ -4,12 +4,9 @@
 
 use quinn::{ReadExactError, RecvStream, SendStream};
 
-/// Largest payload accepted or sent. A feed batch is budgeted well below this
-/// (see `feed::BATCH_MAX_BYTES`); 4 MiB bounds what one peer can make us hold at
-/// once across a hub's dozens of connections. Equal to the sync wire codec's limit.
-pub const FRAME_MAX_BYTES: usize = 4 * 1024 * 1024;
-/// Bytes of the frame header.
-pub const FRAME_HEADER_BYTES: usize = 4;
+/// Largest payload accepted or sent, and the header size: the wire codec's, so the
+/// transport and the codec can never disagree. A feed batch is budgeted well below it.
+pub use yichuang_shared::wire::{FRAME_HEADER_BYTES, FRAME_MAX_BYTES};
 
 #[derive(Debug, thiserror::Error)]
 pub enum FrameError {

@@ -12,10 +12,21 @@ use quinn::{Endpoint, IdleTimeout, TransportConfig, VarInt};
 use super::tls::{self, Credentials, TlsError, Trust};
 
 /// The protocol version carried in ALPN and in the first byte of every payload.
-pub const PROTOCOL_VERSION: u8 = 1;
+pub use yichuang_shared::wire::PROTOCOL_VERSION;
 /// ALPN: a peer speaking another version fails the handshake instead of
-/// misreading frames.
+/// misreading frames. Kept equal to [`PROTOCOL_VERSION`] by a test.
 pub const ALPN: &[u8] = b"yichuang/1";
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn alpn_names_the_wire_protocol_version() {
+        assert_eq!(
+            super::ALPN,
+            format!("yichuang/{}", super::PROTOCOL_VERSION).as_bytes()
+        );
+    }
+}
 
 /// A link is declared dead after this long without a packet. Short, so a cut cable
 /// shows in `status` within seconds; keep-alives keep a healthy idle link open.

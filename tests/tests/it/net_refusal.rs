@@ -8,12 +8,12 @@ use std::time::Duration;
 
 use quinn::crypto::rustls::QuicClientConfig;
 use yichuang_node::district::{self, Layout, Running};
-use yichuang_node::net::feed::codec::{Entry, Hello, Message};
 use yichuang_node::net::frame::{read_frame, write_frame};
 use yichuang_node::net::tls::{self, CertPair, Credentials, NodeIdentity, Trust};
 use yichuang_node::net::transport::{self, ALPN, CloseCode};
 use yichuang_node::store::{self, NodeSettings, Store};
 use yichuang_shared::ids::{NodeId, Role};
+use yichuang_shared::wire::{Ack, ChangeEntry as Entry, Changes, Hello, Message, RejectReason};
 use yichuang_tests::TempDir;
 
 /// Anything the tests wait for happens within this on loopback, or it is a failure.
@@ -387,20 +387,21 @@ fn out_of_scope_changes_are_refused_and_reported_while_the_session_goes_on() {
         let (mut send, mut recv) = conn.open_bi().await.unwrap();
         let hello = Hello {
             node: creds.identity.node_id,
+            role: Role::Center,
             epoch: 1,
-            head: 1,
-            your_epoch: 0,
-            your_seq: 0,
+            last_seq: 1,
+            your_feed: None,
+            want_reconcile: false,
         };
         write_frame(&mut send, &Message::Hello(hello).encode())
             .await
             .unwrap();
-        let changes = Message::Changes {
+        let changes = Message::Changes(Changes {
             from_seq: 0,
             up_to_seq: 1,
-            head: 1,
+            caught_up: true,
             entries,
-        };
+        });
         write_frame(&mut send, &changes.encode()).await.unwrap();
         let (mut rejected, mut acked) = (None, false);
         for _ in 0..64 {
@@ -410,19 +411,20 @@ fn out_of_scope_changes_are_refused_and_reported_while_the_session_goes_on() {
                 .unwrap()
                 .unwrap();
             match Message::decode(&frame).unwrap() {
-                Message::Rejected { count, detail } => rejected = Some((count, detail)),
-                Message::Ack { up_to_seq: 1 } => acked = true,
+                Message::Rejected(list) => rejected = Some(list),
+                Message::Ack(Ack { up_to_seq: 1 }) => acked = true,
                 _ => {}
             }
             if rejected.is_some() && acked {
                 break;
             }
         }
-        let (count, detail) = rejected.expect("a rejection report");
-        assert!(
-            count >= 1 && detail.contains("outside the sender's scope"),
-            "{count} {detail}"
-        );
+        let list = rejected.expect("a rejection report");
+        assert!(!list.is_empty(), "one entry per refused change");
+        for r in &list {
+            assert_eq!(r.reason, RejectReason::NotPermitted, "{r:?}");
+            assert!(r.detail.contains("outside the sender's scope"), "{r:?}");
+        }
         assert!(
             acked,
             "the batch is acknowledged: refused changes are filed as refused, the session goes on"

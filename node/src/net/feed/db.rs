@@ -9,9 +9,9 @@ use rusqlite::{OptionalExtension, params};
 use yichuang_shared::case::CaseDoc;
 use yichuang_shared::ids::{DocId, NodeId, Role};
 
-use super::codec::Entry;
 use crate::net::tls::NodeIdentity;
 use crate::store::{Store, StoreError, now_ms};
+use yichuang_shared::wire::{ChangeEntry as Entry, ENTRIES_MAX, RejectReason, Rejection};
 
 /// Feed rows scanned for one batch; out-of-scope rows are skipped but counted.
 const SCAN_ROWS_MAX: usize = 2_048;
@@ -183,7 +183,8 @@ pub struct Filed {
     pub duplicate: u64,
     pub pending: u64,
     pub rejected: u64,
-    pub first_rejection: Option<String>,
+    /// What to tell the sender, at most [`ENTRIES_MAX`] (the rest are counted).
+    pub rejections: Vec<Rejection>,
 }
 
 fn reject(
@@ -192,6 +193,7 @@ fn reject(
     doc: &DocId,
     changes: &[Change],
     sender: &NodeIdentity,
+    why: RejectReason,
     reason: &str,
 ) -> Result<(), StoreError> {
     for c in changes {
@@ -205,8 +207,15 @@ fn reject(
     }
     filed.rejected += changes.len() as u64;
     tracing::warn!(peer = %sender.node_id, doc = %doc, changes = changes.len(), reason, "refused changes");
-    if filed.first_rejection.is_none() {
-        filed.first_rejection = Some(format!("{doc}: {reason}"));
+    for c in changes {
+        if filed.rejections.len() < ENTRIES_MAX {
+            filed.rejections.push(Rejection {
+                doc: doc.clone(),
+                hash: c.hash().0,
+                reason: why,
+                detail: reason.to_owned(),
+            });
+        }
     }
     Ok(())
 }
@@ -320,9 +329,14 @@ pub fn file_batch(
         }
         if malformed > 0 {
             filed.rejected += malformed;
-            filed
-                .first_rejection
-                .get_or_insert_with(|| format!("{doc}: {malformed} malformed changes"));
+            tracing::warn!(peer = %sender.node_id, doc = %doc, malformed, "refused changes that do not decode");
+            // A change that does not decode has no hash to name it by.
+            filed.rejections.push(Rejection {
+                doc: doc.clone(),
+                hash: [0; yichuang_shared::wire::HASH_BYTES],
+                reason: RejectReason::Malformed,
+                detail: format!("{malformed} changes do not decode"),
+            });
         }
         if changes.is_empty() {
             continue;
@@ -338,6 +352,7 @@ pub fn file_batch(
                     &doc,
                     &changes,
                     sender,
+                    RejectReason::ReferenceDoc,
                     "reference documents are written only by the hub",
                 )?;
                 continue;
@@ -352,11 +367,27 @@ pub fn file_batch(
                     filed.duplicate += applied.duplicate as u64;
                     filed.pending += applied.pending as u64;
                 }
-                None => reject(store, &mut filed, &doc, &changes, sender, OUT_OF_SCOPE)?,
+                None => reject(
+                    store,
+                    &mut filed,
+                    &doc,
+                    &changes,
+                    sender,
+                    RejectReason::NotPermitted,
+                    OUT_OF_SCOPE,
+                )?,
             }
             continue;
         } else if !case_in_scope(store, &doc, &changes, &scope)? {
-            reject(store, &mut filed, &doc, &changes, sender, OUT_OF_SCOPE)?;
+            reject(
+                store,
+                &mut filed,
+                &doc,
+                &changes,
+                sender,
+                RejectReason::NotPermitted,
+                OUT_OF_SCOPE,
+            )?;
             continue;
         }
         let applied = store.apply_remote(&doc, changes, Some(&peer))?;

@@ -2,18 +2,19 @@
 //! that fall in the peer's scope, the receiver files them durably and acknowledges,
 //! and new local changes are pushed as they land. It stands in for the sync engine's
 //! `Session` behind [`PeerProtocol`] and has no anti-entropy: a case that enters a
-//! peer's scope later (a transfer) is not back-filled.
+//! peer's scope later (a transfer) is not back-filled. It speaks the sync engine's wire
+//! codec (`yichuang_shared::wire`): hello, changes, ack, rejected; reconciliation
+//! messages are not sent and are ignored if received.
 
-pub mod codec;
 pub mod db;
 
 use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Instant;
 
-use yichuang_shared::ids::NodeId;
+use yichuang_shared::ids::{NodeId, Role};
+use yichuang_shared::wire::{Ack, Changes, FeedPos, Hello, Message, WireError};
 
-use self::codec::{Hello, Message};
 use self::db::Scope;
 use super::protocol::{PeerProtocol, PeerStats, ProtocolError};
 use super::tls::NodeIdentity;
@@ -28,11 +29,14 @@ const BATCH_MAX_BYTES: usize = super::frame::FRAME_MAX_BYTES / 4;
 /// 4 MiB in flight per peer, inside the QUIC windows, so a write never waits on a
 /// reader that waits on us.
 const WINDOW_BATCHES: usize = 4;
+/// Refused changes logged one by one per report; the rest are counted.
+const REJECTIONS_LOGGED_MAX: usize = 8;
 
 /// What every session of this node shares.
 #[derive(Debug)]
 pub struct Local {
     pub node_id: NodeId,
+    pub role: Role,
     pub epoch: u64,
     /// The hub's node id: the only author of reference-document changes we accept.
     pub hub: Option<NodeId>,
@@ -102,15 +106,13 @@ impl Feed {
                 break;
             }
             let n = entries.len() as u64;
-            self.out.push_back(
-                Message::Changes {
-                    from_seq: after,
-                    up_to_seq: up_to,
-                    head: self.head.max(up_to),
-                    entries,
-                }
-                .encode(),
-            );
+            let batch = Changes {
+                from_seq: after,
+                up_to_seq: up_to,
+                caught_up: up_to >= self.head,
+                entries,
+            };
+            self.out.push_back(Message::Changes(batch).encode());
             self.inflight.push_back((up_to, n));
             self.sent = up_to;
         }
@@ -137,12 +139,20 @@ impl Feed {
                 h.node, self.peer.node_id
             )));
         }
+        if h.role != self.peer.role {
+            return Err(ProtocolError::protocol(format!(
+                "hello says {}, but the certificate says {}",
+                h.role, self.peer.role
+            )));
+        }
         self.hello_seen = true;
-        self.stats.peer_head = h.head;
+        self.stats.peer_head = h.last_seq;
         let peer = self.peer_key.clone();
         // Where to resume our feed: the peer's word, if it refers to our current epoch.
-        if h.your_epoch == self.local.epoch {
-            self.acked = h.your_seq.min(self.head);
+        if let Some(FeedPos { epoch, seq }) = h.your_feed
+            && epoch == self.local.epoch
+        {
+            self.acked = seq.min(self.head);
         } else {
             self.acked = 0;
             let p = peer.clone();
@@ -160,13 +170,13 @@ impl Feed {
         self.fill().await
     }
 
-    async fn handle_changes(
-        &mut self,
-        from_seq: u64,
-        up_to_seq: u64,
-        head: u64,
-        entries: Vec<codec::Entry>,
-    ) -> Result<(), ProtocolError> {
+    async fn handle_changes(&mut self, batch: Changes) -> Result<(), ProtocolError> {
+        let Changes {
+            from_seq,
+            up_to_seq,
+            caught_up: _,
+            entries,
+        } = batch;
         if !self.hello_seen {
             return Err(ProtocolError::protocol("changes before hello"));
         }
@@ -176,7 +186,7 @@ impl Feed {
                 self.received
             )));
         }
-        self.stats.peer_head = self.stats.peer_head.max(head).max(up_to_seq);
+        self.stats.peer_head = self.stats.peer_head.max(up_to_seq);
         let (sender, hub) = (self.peer.clone(), self.local.hub);
         let (peer, epoch) = (self.peer_key.clone(), self.their_epoch);
         let filed = self
@@ -189,17 +199,11 @@ impl Feed {
         self.received = self.received.max(up_to_seq);
         self.stats.changes_received += filed.stored;
         self.stats.rejected_from_peer += filed.rejected;
-        if filed.rejected > 0 {
-            let detail = filed.first_rejection.unwrap_or_default();
-            self.out.push_back(
-                Message::Rejected {
-                    count: filed.rejected as u32,
-                    detail,
-                }
-                .encode(),
-            );
+        if !filed.rejections.is_empty() {
+            self.out
+                .push_back(Message::Rejected(filed.rejections).encode());
         }
-        self.out.push_back(Message::Ack { up_to_seq }.encode());
+        self.out.push_back(Message::Ack(Ack { up_to_seq }).encode());
         self.update_caught_up();
         Ok(())
     }
@@ -238,12 +242,18 @@ impl PeerProtocol for Feed {
         self.received = cp.received_seq;
         self.acked = cp.acked_by_peer;
         self.head = head;
+        let your_feed = (cp.their_epoch != 0).then_some(FeedPos {
+            epoch: cp.their_epoch,
+            seq: cp.received_seq,
+        });
         let hello = Hello {
             node: self.local.node_id,
+            role: self.local.role,
             epoch: self.local.epoch,
-            head,
-            your_epoch: cp.their_epoch,
-            your_seq: cp.received_seq,
+            last_seq: head,
+            your_feed,
+            // The interim feed has no reconciliation to offer.
+            want_reconcile: false,
         };
         self.out.push_back(Message::Hello(hello).encode());
         Ok(())
@@ -251,24 +261,31 @@ impl PeerProtocol for Feed {
 
     async fn handle_frame(&mut self, payload: Vec<u8>) -> Result<(), ProtocolError> {
         let msg = Message::decode(&payload).map_err(|e| match e {
-            codec::CodecError::Version(_) => ProtocolError::new(CloseCode::Version, e.to_string()),
+            WireError::Version(_) => ProtocolError::new(CloseCode::Version, e.to_string()),
             other => ProtocolError::protocol(format!("malformed frame: {other}")),
         })?;
         match msg {
             Message::Hello(h) => self.handle_hello(h).await,
-            Message::Changes {
-                from_seq,
-                up_to_seq,
-                head,
-                entries,
-            } => {
-                self.handle_changes(from_seq, up_to_seq, head, entries)
-                    .await
+            Message::Changes(batch) => self.handle_changes(batch).await,
+            Message::Ack(Ack { up_to_seq }) => self.handle_ack(up_to_seq).await,
+            Message::Rejected(list) => {
+                self.stats.rejected_by_peer += list.len() as u64;
+                for r in list.iter().take(REJECTIONS_LOGGED_MAX) {
+                    tracing::warn!(peer = %self.peer.node_id, doc = %r.doc, reason = %r.reason, detail = %r.detail, "the peer refused a change of ours");
+                }
+                Ok(())
             }
-            Message::Ack { up_to_seq } => self.handle_ack(up_to_seq).await,
-            Message::Rejected { count, detail } => {
-                self.stats.rejected_by_peer += u64::from(count);
-                tracing::warn!(peer = %self.peer.node_id, count, detail = %detail, "the peer refused changes of ours");
+            Message::Error { code, detail } => Err(ProtocolError::new(
+                CloseCode::Shutdown,
+                format!("the peer ended the session ({code:?}): {detail}"),
+            )),
+            // Reconciliation belongs to the sync engine's session; the interim feed
+            // neither asks for it nor answers it.
+            other => {
+                tracing::debug!(
+                    kind = other.kind(),
+                    "ignored a message the interim feed does not use"
+                );
                 Ok(())
             }
         }
