@@ -1,6 +1,7 @@
 //! Helpers shared by the integration tests: the `yichuang` binary, temporary
 //! folders, and running commands with JSON output.
 
+pub mod net;
 pub mod sim;
 
 use std::path::{Path, PathBuf};

@@ -842,7 +842,7 @@ pub async fn sync_status(
     State(state): State<AppState>,
     _clerk: Clerk,
 ) -> Result<Json<SyncStatus>, ApiError> {
-    Ok(Json(state.store.call(|s| s.sync_status()).await??))
+    Ok(Json(state.sync_status().await?))
 }
 
 /// The hall at a glance: counts by center, item, department and status, daily

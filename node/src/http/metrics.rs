@@ -8,7 +8,7 @@ use axum::http::header;
 use axum::response::{IntoResponse, Response};
 
 use super::{ApiError, AppState};
-use crate::store::{Store, StoreError, now_ms};
+use crate::store::{LivePeer, Store, StoreError, now_ms};
 
 fn escape(label: &str) -> String {
     label
@@ -43,7 +43,7 @@ impl Out {
 }
 
 /// Renders every metric from one consistent read of the store.
-pub fn render(s: &mut Store) -> Result<String, StoreError> {
+pub fn render(s: &mut Store, live: Option<&[LivePeer]>) -> Result<String, StoreError> {
     let now = now_ms();
     let mut out = Out(String::new());
     let node = s.settings().clone();
@@ -61,7 +61,10 @@ pub fn render(s: &mut Store) -> Result<String, StoreError> {
     for (status, n) in s.status_counts()? {
         out.sample("yichuang_cases", &[("status", &status)], n);
     }
-    let sync = s.sync_status()?;
+    let sync = match live {
+        Some(peers) => s.sync_status()?.with_live(peers),
+        None => s.sync_status()?,
+    };
     out.single(
         "yichuang_sync_connected",
         "gauge",
@@ -189,7 +192,11 @@ pub fn render(s: &mut Store) -> Result<String, StoreError> {
 /// Prometheus scrape endpoint. Open like `/api/health`: it carries counts only, and
 /// the server listens on loopback unless an operator chose otherwise.
 pub async fn metrics(State(state): State<AppState>) -> Result<Response, ApiError> {
-    let text = state.store.call(render).await??;
+    let live = state.live.as_deref().map(super::live_peers);
+    let text = state
+        .store
+        .call(move |s| render(s, live.as_deref()))
+        .await??;
     Ok((
         [(
             header::CONTENT_TYPE,

@@ -25,7 +25,8 @@ use tokio_util::sync::CancellationToken;
 
 pub use error::ApiError;
 
-use crate::store::{NodeSettings, Store, StoreHandle, SyncStatus};
+use crate::net::board::Board;
+use crate::store::{LivePeer, NodeSettings, Store, StoreError, StoreHandle, SyncStatus};
 
 /// The default HTTP address of `serve`: loopback only, so a node is reachable from
 /// the hall's LAN only when an operator says so with `--http`.
@@ -62,6 +63,8 @@ pub struct AppState {
     pub sse_clients: Arc<Semaphore>,
     /// Wakes the sync watcher after a write, so the banner counts it at once.
     pub sync_refresh: Arc<Notify>,
+    /// The transport's live view of its peers, when `serve` runs sync beside us.
+    pub live: Option<Arc<Board>>,
     pub cancel: CancellationToken,
 }
 
@@ -78,20 +81,22 @@ impl AppState {
     /// Must run inside a tokio runtime. Everything stops when `cancel` fires.
     pub async fn start(store: Store, cancel: CancellationToken) -> Result<AppState, ApiError> {
         let node = store.settings().clone();
-        AppState::with_handle(StoreHandle::spawn(store), node, cancel).await
+        AppState::with_handle(StoreHandle::spawn(store), node, None, cancel).await
     }
 
     /// Serves a store already on its thread (shared with sync, as `serve` runs it).
     pub async fn with_handle(
         store: StoreHandle,
         node: NodeSettings,
+        live: Option<Arc<Board>>,
         cancel: CancellationToken,
     ) -> Result<AppState, ApiError> {
-        let first = store.call(|s| s.sync_status()).await??;
+        let first = read_sync(&store, live.as_deref()).await?;
         let (tx, rx) = watch::channel(first);
         let sync_refresh = Arc::new(Notify::new());
         tokio::spawn(sse::watch_sync(
             store.clone(),
+            live.clone(),
             tx,
             sync_refresh.clone(),
             cancel.clone(),
@@ -104,14 +109,48 @@ impl AppState {
             in_flight: Arc::new(Semaphore::new(REQUESTS_IN_FLIGHT_MAX)),
             sse_clients: Arc::new(Semaphore::new(sse::SSE_CLIENTS_MAX)),
             sync_refresh,
+            live,
             cancel,
         })
+    }
+
+    /// The sync status from the store, with the transport's live view laid over it.
+    pub async fn sync_status(&self) -> Result<SyncStatus, ApiError> {
+        Ok(read_sync(&self.store, self.live.as_deref()).await?)
     }
 
     /// Asks the sync watcher to re-read the status now (after a write).
     pub fn refresh_sync(&self) {
         self.sync_refresh.notify_one();
     }
+}
+
+/// The transport's peers as the status overlay takes them.
+pub fn live_peers(board: &Board) -> Vec<LivePeer> {
+    board
+        .snapshot()
+        .into_iter()
+        .map(|p| LivePeer {
+            peer: p.node_id.to_string(),
+            name: p.name,
+            role: p.role.as_str().to_owned(),
+            center: p.center,
+            connected: p.connected,
+            last_contact_ms: p.last_contact_ms,
+        })
+        .collect()
+}
+
+/// Reads the sync status and overlays the live board, if any.
+pub async fn read_sync(
+    store: &StoreHandle,
+    live: Option<&Board>,
+) -> Result<SyncStatus, StoreError> {
+    let status = store.call(|s| s.sync_status()).await??;
+    Ok(match live {
+        Some(board) => status.with_live(&live_peers(board)),
+        None => status,
+    })
 }
 
 async fn limit_in_flight(State(state): State<AppState>, req: Request, next: Next) -> Response {

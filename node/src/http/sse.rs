@@ -15,6 +15,7 @@ use tokio_util::sync::CancellationToken;
 use super::auth::Clerk;
 use super::error::ErrorBody;
 use super::{ApiError, AppState};
+use crate::net::board::Board;
 use crate::store::StoreHandle;
 use crate::store::SyncStatus;
 
@@ -39,6 +40,7 @@ fn comparable(s: &SyncStatus) -> SyncStatus {
 /// Re-reads the sync status until `cancel`, publishing each change.
 pub async fn watch_sync(
     store: StoreHandle,
+    live: Option<Arc<Board>>,
     tx: watch::Sender<SyncStatus>,
     refresh: Arc<Notify>,
     cancel: CancellationToken,
@@ -52,8 +54,8 @@ pub async fn watch_sync(
             () = refresh.notified() => {}
             _ = tick.tick() => {}
         }
-        match store.call(|s| s.sync_status()).await {
-            Ok(Ok(status)) => {
+        match super::read_sync(&store, live.as_deref()).await {
+            Ok(status) => {
                 tx.send_if_modified(|old| {
                     if comparable(old) == comparable(&status) {
                         return false;
@@ -62,7 +64,6 @@ pub async fn watch_sync(
                     true
                 });
             }
-            Ok(Err(e)) => tracing::warn!(error = %e, "reading sync status"),
             Err(e) => tracing::warn!(error = %e, "reading sync status"),
         }
     }

@@ -9,6 +9,7 @@ mod actor;
 mod cases;
 pub mod dashboard;
 pub mod docs;
+pub mod nodes;
 mod remote;
 mod rules;
 pub mod schema;
@@ -32,7 +33,7 @@ pub use cases::{
 pub use docs::DocCache;
 pub use remote::Applied;
 pub use rules::{Due, DueCase, ItemRules, RulesContext};
-pub use status::{PeerHealth, SyncStatus};
+pub use status::{LivePeer, PeerHealth, SyncStatus};
 use tx::Tx;
 pub use users::{User, UserRole};
 

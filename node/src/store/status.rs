@@ -262,3 +262,59 @@ impl Store {
         )?)
     }
 }
+
+/// What the transport knows about a peer right now (the `serve` process's live board).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LivePeer {
+    pub peer: String,
+    pub name: String,
+    pub role: String,
+    pub center: String,
+    pub connected: bool,
+    pub last_contact_ms: i64,
+}
+
+impl SyncStatus {
+    /// Overlays the transport's live view: a peer with an open session is connected
+    /// even when no checkpoint moved lately, and the live names and roles fill what
+    /// the registry does not say.
+    pub fn with_live(mut self, live: &[LivePeer]) -> SyncStatus {
+        for l in live {
+            match self.peers.iter_mut().find(|p| p.peer == l.peer) {
+                Some(p) => {
+                    p.connected = l.connected;
+                    p.last_contact_ms = p.last_contact_ms.max(l.last_contact_ms);
+                    for (mine, theirs) in [
+                        (&mut p.name, &l.name),
+                        (&mut p.role, &l.role),
+                        (&mut p.center, &l.center),
+                    ] {
+                        if mine.is_empty() {
+                            mine.clone_from(theirs);
+                        }
+                    }
+                }
+                None => self.peers.push(PeerHealth {
+                    peer: l.peer.clone(),
+                    name: l.name.clone(),
+                    role: l.role.clone(),
+                    center: l.center.clone(),
+                    connected: l.connected,
+                    last_contact_ms: l.last_contact_ms,
+                    acked_seq: 0,
+                    received_seq: 0,
+                    unacked_changes: 0,
+                    oldest_unacked_ms: None,
+                    rejected: 0,
+                }),
+            }
+        }
+        let hubs = self
+            .peers
+            .iter()
+            .filter(|p| self.is_hub || p.role.is_empty() || p.role == Role::Hub.as_str());
+        self.connected = hubs.clone().any(|p| p.connected);
+        self.last_contact_ms = hubs.map(|p| p.last_contact_ms).max().unwrap_or(0);
+        self
+    }
+}

@@ -4,27 +4,28 @@
 //! sees the mark clear live once the hub has it, and finds it on the hub's
 //! dashboard. Screenshots of the main pages go to `<target>/screenshots/`.
 //!
-//! Until `yichuang serve` with QUIC sync is on main, the "hub has it" step is made
-//! the way sync makes it: the case's changes are filed in the hub's store and the
-//! hub's acknowledgement is written into the center's `peers` table.
+//! The nodes are real `yichuang serve` processes enrolled by the hub and syncing over
+//! QUIC on loopback; the hub is started only after the case was registered.
 
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use automerge::Change;
 use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::json;
 use yichuang_node::store::Store;
+use yichuang_tests::TempDir;
+use yichuang_tests::net::{cli_district, free_udp_port};
 use yichuang_tests::web::{PASSWORD, Server, add_user};
-use yichuang_tests::{TempDir, init_node};
 
 const ID: &str = "11010519491231002X";
 /// The whole browser scenario must finish within this, or the test fails.
 const SCENARIO_DEADLINE: Duration = Duration::from_secs(240);
 /// One element or condition must appear within this.
 const STEP_DEADLINE: Duration = Duration::from_secs(20);
+/// Sync over loopback must deliver within this (reconnect backoff included).
+const SYNC_DEADLINE: Duration = Duration::from_secs(60);
 /// chromedriver must accept connections within this.
 const DRIVER_START_DEADLINE: Duration = Duration::from_secs(20);
 
@@ -217,70 +218,44 @@ async fn login(c: &Client, base: &str, name: &str, screenshot: Option<&str>) {
     el(c, "#sync-banner").await;
 }
 
-/// Files a case's changes in another store and marks them acknowledged, as sync does.
-fn deliver_to_hub(center_dir: &str, hub_dir: &str, hub_peer: &str) {
-    let center = Store::open(Path::new(center_dir)).expect("center store");
-    let mut hub = Store::open(Path::new(hub_dir)).expect("hub store");
-    for id in center.doc_ids().expect("doc ids") {
-        if !id.is_case() {
-            continue;
+/// Starts `yichuang serve` on a node with its web side on a free loopback port.
+fn serve(dir: &Path) -> Server {
+    Server::start(&[
+        "serve",
+        "--dir",
+        dir.to_str().expect("utf-8 path"),
+        "--http",
+        "127.0.0.1:0",
+    ])
+}
+
+/// Reloads `path` until `css` says `needle` (data arriving by sync, not by script).
+async fn reload_until(c: &Client, url: &str, css: &str, needle: &str) {
+    let started = Instant::now();
+    loop {
+        c.goto(url).await.expect("open");
+        if try_text(c, css).await.is_some_and(|t| t.contains(needle)) {
+            return;
         }
-        let changes: Vec<Change> = center
-            .raw_changes(&id)
-            .expect("changes")
-            .into_iter()
-            .map(|(_, b)| Change::from_bytes(b).expect("stored change"))
-            .collect();
-        hub.apply_remote(&id, changes, Some(&center.settings().node_id.to_string()))
-            .expect("filing at the hub");
+        assert!(
+            started.elapsed() < SYNC_DEADLINE,
+            "{url}: {css} never said {needle:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
     }
-    let head: i64 = center
-        .connection()
-        .query_row("SELECT MAX(seq) FROM changes", [], |r| r.get(0))
-        .expect("head");
-    let hub_head: i64 = hub
-        .connection()
-        .query_row("SELECT MAX(seq) FROM changes", [], |r| r.get(0))
-        .expect("hub head");
-    // The hub's side of the session: what it filed from the center, what the center has.
-    hub.connection()
-        .execute(
-            "INSERT INTO peers (peer, sent_seq, received_seq, last_contact_ms) VALUES (?1, ?2, ?3, ?4)
-             ON CONFLICT (peer) DO UPDATE SET sent_seq = ?2, received_seq = ?3, last_contact_ms = ?4",
-            rusqlite::params![
-                center.settings().node_id.to_string(),
-                hub_head,
-                head,
-                yichuang_node::store::now_ms()
-            ],
-        )
-        .expect("recording the center at the hub");
-    center
-        .connection()
-        .execute(
-            "INSERT INTO peers (peer, sent_seq, last_contact_ms) VALUES (?1, ?2, ?3)
-             ON CONFLICT (peer) DO UPDATE SET sent_seq = ?2, last_contact_ms = ?3",
-            rusqlite::params![hub_peer, head, yichuang_node::store::now_ms()],
-        )
-        .expect("acknowledging");
 }
 
 #[test]
 fn clerk_registers_a_case_and_sees_it_reach_the_hub() {
-    let hub_dir = TempDir::new("web-b-hub");
-    let center_dir = TempDir::new("web-b-center");
-    let other_dir = TempDir::new("web-b-other");
-    let hub = init_node(hub_dir.path(), "hub", None);
-    let center = init_node(center_dir.path(), "center", Some("003"));
-    let other = init_node(other_dir.path(), "center", Some("005"));
+    let root = TempDir::new("web-b");
+    let (hub_dir, centers) = cli_district(root.path(), free_udp_port(), &["003", "005"]);
+    let hub = hub_dir.to_str().expect("utf-8 path").to_owned();
+    let center = centers[0].to_str().expect("utf-8 path").to_owned();
+    let other = centers[1].to_str().expect("utf-8 path").to_owned();
     add_user(&center, "C007", "clerk", PASSWORD);
     add_user(&hub, "D001", "supervisor", PASSWORD);
-    let hub_id = Store::open(Path::new(&hub))
-        .expect("hub")
-        .settings()
-        .node_id
-        .to_string();
-    let center_srv = Server::http(&center);
+    // The center runs; the hub is stopped.
+    let center_srv = serve(&centers[0]);
     let driver = start_driver();
     let profile = TempDir::new("web-b-chromium");
     let shots = screenshot_dir();
@@ -361,43 +336,47 @@ fn clerk_registers_a_case_and_sees_it_reach_the_hub() {
             assert!(!hidden(&c, &row_mark).await);
             shot(&c, "05-case-list-not-at-hub").await;
 
-            // The hub gets the case; the mark clears live, without a reload.
-            deliver_to_hub(&center, &hub, &hub_id);
-            wait_hidden(&c, &row_mark, true).await;
+            // The hub starts; sync delivers the case; the mark clears live, without a reload.
+            let hub_srv = serve(&hub_dir);
+            let started = Instant::now();
+            while try_hidden(&c, &row_mark).await != Some(true) {
+                assert!(
+                    started.elapsed() < SYNC_DEADLINE,
+                    "the case never reached the hub"
+                );
+                tokio::time::sleep(Duration::from_millis(250)).await;
+            }
             wait_hidden(&c, &format!("#row-{case_no}-hub"), false).await;
             wait_text(&c, "#sync-banner", "所有变更均已到达区中心").await;
             wait_text(&c, "#sync-state", "已连接区中心").await;
             shot(&c, "06-case-list-at-hub").await;
 
-            // A conflict: the hub and the center changed the phone while apart.
-            {
-                let mut h = Store::open(Path::new(&hub)).unwrap();
-                h.case_edit(
+            // A conflict: the hub stops, and both sides change the phone while apart.
+            drop(hub_srv);
+            Store::open(Path::new(&hub))
+                .unwrap()
+                .case_edit(
                     &case_no,
                     "D001",
                     &[("applicant.phone".into(), "13700137000".into())],
                 )
                 .unwrap();
-                let mut cs = Store::open(Path::new(&center)).unwrap();
-                cs.case_edit(
+            Store::open(Path::new(&center))
+                .unwrap()
+                .case_edit(
                     &case_no,
                     "C007",
                     &[("applicant.phone".into(), "13900139000".into())],
                 )
                 .unwrap();
-                let id = cs.resolve_case(&case_no).unwrap();
-                let changes: Vec<Change> = h
-                    .raw_changes(&id)
-                    .unwrap()
-                    .into_iter()
-                    .map(|(_, b)| Change::from_bytes(b).unwrap())
-                    .collect();
-                cs.apply_remote(&id, changes, Some(&hub_id)).unwrap();
-            }
-            c.goto(&format!("{}/conflicts", center_srv.base))
-                .await
-                .unwrap();
-            wait_text(&c, &format!("#c-{case_no}"), "申请人电话").await;
+            let hub_srv = serve(&hub_dir);
+            reload_until(
+                &c,
+                &format!("{}/conflicts", center_srv.base),
+                &format!("#c-{case_no}"),
+                "申请人电话",
+            )
+            .await;
             let card = text(&c, &format!("#c-{case_no}")).await;
             assert!(card.contains("C007") && card.contains("D001"), "{card}");
             assert!(
@@ -434,14 +413,18 @@ fn clerk_registers_a_case_and_sees_it_reach_the_hub() {
                         .unwrap();
                 }
             }
-            deliver_to_hub(&center, &hub, &hub_id);
-            deliver_to_hub(&other, &hub, &hub_id);
+            let _other_srv = serve(&centers[1]);
 
             // The hub's dashboard shows the case's center and the hall's figures.
-            let hub_srv = Server::http(&hub);
             login(&c, &hub_srv.base, "D001", None).await;
             assert_eq!(c.current_url().await.unwrap().path(), "/dashboard");
-            assert_eq!(text(&c, "#stat-total").await, "10");
+            reload_until(
+                &c,
+                &format!("{}/dashboard", hub_srv.base),
+                "#stat-total",
+                "10",
+            )
+            .await;
             let by_center = text(&c, "#by-center").await;
             assert!(by_center.contains("桐湾街道公共服务中心"), "{by_center}");
             assert!(by_center.contains("碧澜街道公共服务中心"), "{by_center}");

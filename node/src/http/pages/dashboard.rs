@@ -255,6 +255,10 @@ pub async fn page(State(state): State<AppState>, PageUser(user): PageUser) -> Re
         Ok(x) => x,
         Err(e) => return error_page(&state, &user, e),
     };
+    let sync = match state.live.as_deref() {
+        Some(board) => sync.with_live(&super::super::live_peers(board)),
+        None => sync,
+    };
     let open: i64 = d
         .by_status
         .iter()
