@@ -11,6 +11,7 @@ mod error;
 mod metrics;
 mod openapi;
 mod pages;
+mod report;
 mod sse;
 
 use std::net::SocketAddr;

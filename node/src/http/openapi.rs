@@ -7,7 +7,7 @@ use utoipa::{Modify, OpenApi};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::{AppState, api, auth, sse};
+use super::{AppState, api, auth, report, sse};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -56,6 +56,7 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(api::sync_status))
         .routes(routes!(sse::sync_stream))
         .routes(routes!(api::dashboard))
+        .routes(routes!(report::report))
         .route("/api/openapi.json", axum::routing::get(openapi_json))
 }
 

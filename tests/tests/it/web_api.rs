@@ -783,3 +783,43 @@ fn dashboard_metrics_and_openapi() {
     assert!(doc.json["components"]["schemas"]["CreateCaseBody"].is_object());
     assert!(doc.json["components"]["securitySchemes"]["bearer"].is_object());
 }
+
+/// `GET /api/report` answers what `yichuang report` computes, as JSON or CSV, and
+/// refuses bad parameters by name.
+#[test]
+fn report_over_the_api_with_bad_parameters() {
+    let n = center();
+    let code = first_item(&n.api)["code"].as_str().unwrap().to_owned();
+    register(&n.api, &code);
+    let today =
+        yichuang_node::store::cases_fmt_time(yichuang_node::store::now_ms())[..10].to_owned();
+    let r = n
+        .api
+        .get(&format!("/api/report?from={today}&to={today}&by=center"));
+    r.expect(200);
+    assert!(r.json["rows"].is_array(), "{}", r.text);
+    // A registered case not yet accepted counts as no 受理.
+    assert_eq!(r.json["total"]["accepted"], 0, "{}", r.text);
+    let csv = n
+        .api
+        .get(&format!("/api/report?from={today}&to={today}&format=csv"));
+    csv.expect(200);
+    assert!(
+        csv.content_type.starts_with("text/csv"),
+        "{}",
+        csv.content_type
+    );
+    for (query, field) in [
+        ("from=2026-13-01&to=2026-12-01", "from"),
+        (&format!("from={today}&to=2020-01-01") as &str, "to"),
+        (&format!("from={today}&to={today}&by=planet") as &str, "by"),
+        (
+            &format!("from={today}&to={today}&format=xml") as &str,
+            "format",
+        ),
+    ] {
+        let bad = n.api.get(&format!("/api/report?{query}"));
+        bad.expect(422);
+        assert_eq!(bad.field(), field, "{query}: {}", bad.text);
+    }
+}
