@@ -48,7 +48,18 @@ pub fn meta_of(doc_id: &DocId, doc: &mut AutoCommit) -> DocMeta {
     }
 }
 
-fn routing_at(doc: &mut AutoCommit, deps: &[ChangeHash]) -> Option<Routing> {
+/// The routing the store recorded for the document's current heads (sorted), which
+/// spares the fold for the common change that extends the heads.
+type Known = Option<(Vec<ChangeHash>, Option<Routing>)>;
+
+fn routing_at(doc: &mut AutoCommit, deps: &[ChangeHash], known: &Known) -> Option<Routing> {
+    if let Some((heads, routing)) = known {
+        let mut wanted = deps.to_vec();
+        wanted.sort();
+        if *heads == wanted {
+            return routing.clone();
+        }
+    }
     let mut heads = doc.get_heads();
     heads.sort();
     let mut wanted = deps.to_vec();
@@ -69,6 +80,7 @@ fn judge<S: Store>(
     doc: &mut AutoCommit,
     change: &Change,
     registry: &mut HashMap<NodeId, Option<NodeInfo>>,
+    known: &Known,
 ) -> Result<Verdict, S::Error> {
     let Some(node) = NodeId::of_actor(change.actor_id()) else {
         return Ok(Err((
@@ -114,7 +126,7 @@ fn judge<S: Store>(
             Target::Created(routing.as_ref()),
         ));
     }
-    let routing = routing_at(doc, change.deps());
+    let routing = routing_at(doc, change.deps(), known);
     Ok(check_write(
         &author,
         doc_id,
@@ -143,6 +155,11 @@ pub fn apply_changes<S: Store>(
     now_ms: i64,
 ) -> Result<Applied, S::Error> {
     let mut doc = store.load_doc(doc_id)?.unwrap_or_default();
+    let mut known: Known = store.doc_meta(doc_id)?.map(|m| {
+        let mut heads = m.heads;
+        heads.sort();
+        (heads, m.routing)
+    });
     let mut seen = HashSet::new();
     let mut candidates: Vec<(Change, bool)> = Vec::new();
     let mut rejected: Vec<RejectedChange> = Vec::new();
@@ -207,7 +224,7 @@ pub fn apply_changes<S: Store>(
             if was_pending {
                 unparked.push(change.hash());
             }
-            let verdict = judge(store, doc_id, &mut doc, &change, &mut registry)?;
+            let verdict = judge(store, doc_id, &mut doc, &change, &mut registry, &known)?;
             let refusal = match verdict {
                 Ok(()) => match doc.apply_changes([change.clone()]) {
                     Ok(()) => None,
@@ -219,7 +236,11 @@ pub fn apply_changes<S: Store>(
                 Err(refusal) => Some(refusal),
             };
             match refusal {
-                None => applied.push(change),
+                None => {
+                    // The heads moved: the recorded routing no longer describes them.
+                    known = None;
+                    applied.push(change);
+                }
                 Some((reason, detail)) => rejected.push(RejectedChange {
                     hash: change.hash(),
                     actor: change.actor_id().to_bytes().to_vec(),
