@@ -29,11 +29,46 @@ pub fn routing_of_doc(doc: &mut AutoCommit) -> Option<Routing> {
     if !is_case {
         return None;
     }
+    if let Some(routing) = unmoved_routing(doc) {
+        return Some(routing);
+    }
     // CaseDoc owns its document; borrow it for the read and put it back.
     let mut case = CaseDoc::from_automerge(std::mem::take(doc)).ok()?;
     let routing = case.routing();
     *doc = case.into_automerge();
     Some(routing)
+}
+
+/// The routing of a case that holds no transfer or assignment at all: home, home and
+/// nobody, whatever the order of its other events. Most cases never move, and this
+/// reads one key per event instead of folding the timeline, which every applied
+/// change would otherwise pay. `None` when the case has such an event (or an
+/// unreadable home), and the full fold decides.
+fn unmoved_routing(doc: &AutoCommit) -> Option<Routing> {
+    let text = |obj: &automerge::ObjId, key: &str| -> Option<String> {
+        match doc.get(obj, key) {
+            Ok(Some((Value::Scalar(s), _))) => s.as_str().map(str::to_owned),
+            _ => None,
+        }
+    };
+    let meta = match doc.get(ROOT, "meta") {
+        Ok(Some((Value::Object(_), id))) => id,
+        _ => return None,
+    };
+    let home = text(&meta, "home_center")?;
+    if let Ok(Some((Value::Object(_), events))) = doc.get(ROOT, "events") {
+        for item in doc.list_range(&events, ..) {
+            let kind = text(&item.id(), "kind");
+            if matches!(kind.as_deref(), Some("transferred" | "assigned")) {
+                return None;
+            }
+        }
+    }
+    Some(Routing {
+        current_center: home.clone(),
+        home_center: home,
+        assigned_staff: String::new(),
+    })
 }
 
 /// Heads and routing of a document as the store records them.
