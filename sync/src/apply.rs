@@ -71,6 +71,13 @@ fn unmoved_routing(doc: &AutoCommit) -> Option<Routing> {
     })
 }
 
+/// Whether the document holds a change: a lookup in its change graph. (Automerge's
+/// `get_change_by_hash` rebuilds the change from the op set, far dearer.) Our
+/// documents never queue changes, so a missing dependency is only ever this one.
+pub fn holds(doc: &mut AutoCommit, hash: &ChangeHash) -> bool {
+    doc.get_missing_deps(std::slice::from_ref(hash)).is_empty()
+}
+
 /// Heads and routing of a document as the store records them.
 pub fn meta_of(doc_id: &DocId, doc: &mut AutoCommit) -> DocMeta {
     DocMeta {
@@ -203,7 +210,7 @@ pub fn apply_changes<S: Store>(
         match Change::from_bytes(bytes) {
             Ok(change) => {
                 let hash = change.hash();
-                if seen.insert(hash) && doc.get_change_by_hash(&hash).is_none() {
+                if seen.insert(hash) && !holds(&mut doc, &hash) {
                     fresh.push(change);
                 }
             }
@@ -227,7 +234,7 @@ pub fn apply_changes<S: Store>(
             continue;
         };
         let hash = change.hash();
-        if doc.get_change_by_hash(&hash).is_some() {
+        if holds(&mut doc, &hash) {
             unparked.push(hash);
         } else if parked_before.insert(hash) {
             candidates.push((change, true));
@@ -245,11 +252,7 @@ pub fn apply_changes<S: Store>(
         let mut progress = false;
         let mut i = 0;
         while i < candidates.len() {
-            let ready = candidates[i]
-                .0
-                .deps()
-                .iter()
-                .all(|d| doc.get_change_by_hash(d).is_some());
+            let ready = candidates[i].0.deps().iter().all(|d| holds(&mut doc, d));
             if !ready {
                 i += 1;
                 continue;
