@@ -1,11 +1,14 @@
 //! Helpers shared by the integration tests: the `yichuang` binary, temporary
 //! folders, and running commands with JSON output.
 
+pub mod net;
 pub mod sim;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::OnceLock;
+
+pub mod web;
 
 /// The `yichuang` binary of this build, built on first use. Tests run as separate
 /// processes under nextest, so each one asks cargo once; when the binary is

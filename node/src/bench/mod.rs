@@ -2,6 +2,7 @@
 //! are benchmarks, not tests: they report figures and never fail on speed.
 
 pub mod fake;
+mod fanin;
 mod local_write;
 pub mod reconnect;
 
@@ -15,6 +16,9 @@ pub enum BenchCommand {
     LocalWrite(local_write::Args),
     /// A center's reconnect after K changed cases against per-document Automerge sync.
     Reconnect(reconnect::Args),
+    /// 13 centers and 50 laptops reconnect at once to one hub, 200 changed cases each:
+    /// time to converge, the hub's peak memory, live-push latency.
+    Fanin(fanin::Args),
     /// (internal) Open a store, query it, and report time, memory and latencies.
     #[command(hide = true)]
     OpenProbe(local_write::ProbeArgs),
@@ -24,6 +28,7 @@ pub fn run(command: BenchCommand) -> Result<()> {
     match command {
         BenchCommand::LocalWrite(args) => local_write::run(args),
         BenchCommand::Reconnect(args) => reconnect::run(args),
+        BenchCommand::Fanin(args) => fanin::run(args),
         BenchCommand::OpenProbe(args) => local_write::probe(args),
     }
 }

@@ -2,8 +2,11 @@
 
 mod calendar;
 mod case;
+pub mod http;
+mod net;
 mod report;
 pub mod table;
+mod user;
 
 use std::path::PathBuf;
 
@@ -37,6 +40,8 @@ pub struct DirArg {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// A whole district on this machine: hub, centers, laptops, real QUIC; cut a center off, heal, check.
+    Demo(crate::demo::DemoArgs),
     /// Create a node's data folder: its identity, role and seeded reference data.
     Init(InitArgs),
     /// The district's service-item catalog.
@@ -65,6 +70,24 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Clerks' accounts for the web pages and the API.
+    User {
+        #[command(subcommand)]
+        command: user::UserCommand,
+    },
+    /// Run only the HTTP server (API, pages, dashboard, metrics) on a data folder.
+    #[command(hide = true)]
+    Http(http::HttpArgs),
+    /// Issue an enrollment bundle for a new node (hub only).
+    Issue(net::IssueArgs),
+    /// Attach this node to its hub with an enrollment bundle.
+    Join(net::JoinArgs),
+    /// Revoke a node: the hub refuses it at once, the centers once the list reaches them.
+    Revoke(net::RevokeArgs),
+    /// Run the node: listen (hub, center), dial (center, laptop), sync live.
+    Serve(net::ServeArgs),
+    /// The node, its peers, what waits to be sent or received, conflicts.
+    Status(net::StatusArgs),
     /// Measure the node against its performance targets.
     Bench {
         #[command(subcommand)]
@@ -90,6 +113,9 @@ pub struct InitArgs {
     /// The field staff member a laptop serves.
     #[arg(long)]
     pub staff: Option<String>,
+    /// Where the node accepts connections (the hub's default: 0.0.0.0:7400).
+    #[arg(long)]
+    pub listen: Option<std::net::SocketAddr>,
     #[arg(long)]
     pub json: bool,
 }
@@ -108,6 +134,10 @@ pub enum CatalogCommand {
     },
 }
 
+/// Where a hub listens unless told otherwise.
+const DEFAULT_HUB_LISTEN: std::net::SocketAddr =
+    std::net::SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED), 7400);
+
 pub fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Init(args) => init(args),
@@ -118,6 +148,14 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Calendar { command } => calendar::run(command),
         Command::Report(args) => report::run(args),
         Command::Info { dir, json } => info(&dir, json),
+        Command::User { command } => user::run(command),
+        Command::Http(args) => http::run(args),
+        Command::Demo(args) => crate::demo::run(args),
+        Command::Issue(args) => net::issue(args),
+        Command::Join(args) => net::join(args),
+        Command::Revoke(args) => net::revoke(args),
+        Command::Serve(args) => net::serve(args),
+        Command::Status(args) => net::status(args),
         Command::Bench { command } => crate::bench::run(command),
     }
 }
@@ -153,12 +191,24 @@ fn init(args: InitArgs) -> Result<()> {
         staff: args.staff.unwrap_or_default(),
         created_ms: store::now_ms(),
     };
-    let store = Store::init(&args.dir.dir, settings).map_err(|e| match e {
+    let mut store = Store::init(&args.dir.dir, settings).map_err(|e| match e {
         store::StoreError::UnknownCenter(..) => {
             anyhow::anyhow!("{e}; known centers: {}", centers(&district))
         }
         other => other.into(),
     })?;
+    match args.role {
+        Role::Hub => net::init_hub(&mut store, Some(args.listen.unwrap_or(DEFAULT_HUB_LISTEN)))?,
+        _ => {
+            if let Some(listen) = args.listen {
+                crate::net::enroll::NetConfig {
+                    listen: Some(listen),
+                    ..Default::default()
+                }
+                .save(&args.dir.dir)?;
+            }
+        }
+    }
     if args.json {
         print_json(store.settings())?;
     } else {

@@ -547,45 +547,76 @@ impl Store {
     /// Lists cases from the index, newest first. A search matches a case-number
     /// prefix, an applicant's exact name, or an item's code or part of its name.
     pub fn list_cases(&mut self, filter: &CaseFilter) -> Result<Vec<CaseRow>, StoreError> {
-        let limit = filter.limit.clamp(1, LIST_LIMIT_MAX) as i64;
-        let status = filter.status.clone();
-        let rows = match filter
+        let limit = filter.limit.clamp(1, LIST_LIMIT_MAX);
+        let search = filter
             .search
             .as_deref()
             .map(str::trim)
-            .filter(|s| !s.is_empty())
-        {
-            None => {
-                let sql = format!(
-                    "SELECT {ROW_COLUMNS} FROM case_index WHERE (?1 IS NULL OR status = ?1) ORDER BY created_ms DESC LIMIT ?2"
-                );
-                let mut stmt = self.conn.prepare_cached(&sql)?;
-                stmt.query_map(params![status, limit], row)?
-                    .collect::<Result<Vec<_>, _>>()?
-            }
-            Some(text) => {
-                let items: Vec<String> = self
-                    .catalog()?
-                    .values()
-                    .filter(|i| i.code == text || i.name.contains(text))
-                    .map(|i| i.code.clone())
-                    .collect();
-                let items_json = serde_json::to_string(&items)
-                    .map_err(|e| StoreError::Invalid(e.to_string()))?;
-                // Each branch is answered by its own index; a single OR would scan.
-                let sql = format!(
-                    "SELECT {ROW_COLUMNS} FROM case_index WHERE doc_id IN (
-                         SELECT doc_id FROM case_index WHERE case_no >= ?1 AND case_no < ?1 || char(1114111)
-                         UNION SELECT doc_id FROM case_index WHERE applicant_name = ?1
-                         UNION SELECT doc_id FROM case_index WHERE item_code IN (SELECT value FROM json_each(?2)))
-                     AND (?3 IS NULL OR status = ?3)
-                     ORDER BY created_ms DESC LIMIT ?4"
-                );
-                let mut stmt = self.conn.prepare_cached(&sql)?;
-                stmt.query_map(params![text, items_json, status, limit], row)?
-                    .collect::<Result<Vec<_>, _>>()?
-            }
+            .filter(|s| !s.is_empty());
+        let Some(text) = search else {
+            return match filter.status.as_deref() {
+                None => {
+                    self.index_query("ORDER BY created_ms DESC LIMIT ?1", params![limit as i64])
+                }
+                // (status, created_ms) answers this without a sort.
+                Some(status) => self.index_query(
+                    "WHERE status = ?1 ORDER BY created_ms DESC LIMIT ?2",
+                    params![status, limit as i64],
+                ),
+            };
         };
+        let items: Vec<String> = self
+            .catalog()?
+            .values()
+            .filter(|i| i.code == text || i.name.contains(text))
+            .map(|i| i.code.clone())
+            .collect();
+        // One indexed query per way a text can match, each stopping at `limit`, then a
+        // merge: a single query with OR, or one sorting every match of a common item,
+        // reads far more of a million-case index than a page needs.
+        let status = filter.status.as_deref();
+        let and_status = if status.is_some() {
+            "AND status = ?3"
+        } else {
+            "AND ?3 IS NULL"
+        };
+        let mut rows = self.index_query(
+            &format!(
+                "WHERE case_no >= ?1 AND case_no < ?1 || char(1114111) {and_status} ORDER BY case_no DESC LIMIT ?2"
+            ),
+            params![text, limit as i64, status],
+        )?;
+        rows.extend(self.index_query(
+            &format!("WHERE applicant_name = ?1 {and_status} ORDER BY created_ms DESC LIMIT ?2"),
+            params![text, limit as i64, status],
+        )?);
+        for code in items {
+            rows.extend(self.index_query(
+                &format!("WHERE item_code = ?1 {and_status} ORDER BY created_ms DESC LIMIT ?2"),
+                params![code, limit as i64, status],
+            )?);
+        }
+        rows.sort_by(|a, b| {
+            b.created_ms
+                .cmp(&a.created_ms)
+                .then_with(|| a.doc_id.cmp(&b.doc_id))
+        });
+        rows.dedup_by(|a, b| a.doc_id == b.doc_id);
+        rows.truncate(limit);
+        Ok(rows)
+    }
+
+    fn index_query(
+        &self,
+        tail: &str,
+        params: &[&dyn rusqlite::ToSql],
+    ) -> Result<Vec<CaseRow>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(&format!("SELECT {ROW_COLUMNS} FROM case_index {tail}"))?;
+        let rows = stmt
+            .query_map(params, row)?
+            .collect::<Result<Vec<_>, _>>()?;
         Ok(rows)
     }
 

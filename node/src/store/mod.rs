@@ -7,11 +7,15 @@
 
 mod actor;
 mod cases;
+pub mod dashboard;
 pub mod docs;
+pub mod nodes;
 mod remote;
 mod rules;
 pub mod schema;
+pub mod status;
 mod tx;
+pub mod users;
 
 use std::path::{Path, PathBuf};
 
@@ -23,11 +27,15 @@ use yichuang_shared::catalog::{self, CatalogError, CatalogFile, District};
 use yichuang_shared::ids::{NodeId, RefDoc, Role};
 
 pub use actor::{GROUP_MAX, StoreHandle};
-pub use cases::{CaseFilter, CaseRow, CreateCase, Created, fmt_time as cases_fmt_time};
+pub use cases::{
+    CaseFilter, CaseRow, CreateCase, Created, LIST_LIMIT_MAX, fmt_time as cases_fmt_time,
+};
 pub use docs::DocCache;
 pub use remote::Applied;
 pub use rules::{Due, DueCase, ItemRules, RulesContext};
+pub use status::{LivePeer, PeerHealth, SyncStatus};
 use tx::Tx;
+pub use users::{User, UserRole};
 
 /// The database file inside a node's data folder.
 pub const DB_FILE: &str = "yichuang.db";

@@ -93,6 +93,25 @@ pub const MIGRATIONS: &[&str] = &[
     CREATE INDEX case_by_promised ON case_index (promised_ms) WHERE promised_ms IS NOT NULL;
     CREATE INDEX case_by_rules_time ON case_index (rules_last_ms);
     ",
+    // 4: clerks' accounts (argon2 PHC strings, never the password) and their web
+    // sessions (only a SHA-256 of each token, so a copied database opens no session).
+    "
+    CREATE TABLE users (
+        name TEXT PRIMARY KEY,
+        role TEXT NOT NULL,
+        password_phc TEXT NOT NULL,
+        created_ms INTEGER NOT NULL,
+        disabled INTEGER NOT NULL DEFAULT 0
+    ) STRICT;
+    CREATE TABLE sessions (
+        token_sha256 BLOB PRIMARY KEY,
+        user_name TEXT NOT NULL REFERENCES users (name) ON DELETE CASCADE,
+        created_ms INTEGER NOT NULL,
+        expires_ms INTEGER NOT NULL
+    ) STRICT;
+    CREATE INDEX sessions_by_expiry ON sessions (expires_ms);
+    CREATE INDEX changes_by_origin ON changes (from_peer, seq);
+    ",
 ];
 
 pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;

@@ -1,0 +1,217 @@
+//! Helpers for network tests: `yichuang serve` child processes, a district enrolled
+//! through the CLI on loopback ports, and waiting for a condition with a deadline.
+
+use std::net::UdpSocket;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::{bin, json, ok};
+
+/// How often a waiting test looks again. Short: it is a poll interval, not a guess
+/// at how long something takes.
+const POLL_MS: u64 = 50;
+
+/// Waits until `check` returns `Ok`, or fails with the last reason after `timeout`.
+pub fn wait_until<T>(
+    what: &str,
+    timeout: Duration,
+    mut check: impl FnMut() -> Result<T, String>,
+) -> T {
+    let deadline = Instant::now() + timeout;
+    let max_tries = timeout.as_millis() as u64 / POLL_MS + 2;
+    let mut last = String::new();
+    for _ in 0..max_tries {
+        match check() {
+            Ok(v) => return v,
+            Err(reason) => last = reason,
+        }
+        if Instant::now() > deadline {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(POLL_MS));
+    }
+    panic!("{what}: not reached within {timeout:?}: {last}");
+}
+
+/// A free loopback UDP port (bound, read, released).
+pub fn free_udp_port() -> u16 {
+    let s = UdpSocket::bind("127.0.0.1:0").expect("binding a UDP socket");
+    s.local_addr().expect("local address").port()
+}
+
+/// A `yichuang serve` child process, killed when dropped.
+#[derive(Debug)]
+pub struct Serve {
+    child: Option<Child>,
+    pub dir: PathBuf,
+}
+
+impl Serve {
+    pub fn start(dir: &Path) -> Serve {
+        let log = std::fs::File::create(dir.join("serve.log")).expect("serve log");
+        let child = Command::new(bin())
+            // Several nodes share this machine: each web side takes a free port.
+            .args([
+                "serve",
+                "--dir",
+                dir.to_str().expect("utf-8 path"),
+                "--http",
+                "127.0.0.1:0",
+            ])
+            .env_remove("YICHUANG_DIR")
+            .env("YICHUANG_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("starting yichuang serve");
+        Serve {
+            child: Some(child),
+            dir: dir.to_owned(),
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().map(Child::id).unwrap_or(0)
+    }
+
+    /// SIGTERM, then wait for the orderly shutdown to finish.
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = Command::new("kill")
+                .args(["-TERM", &child.id().to_string()])
+                .status();
+            let deadline = Instant::now() + Duration::from_secs(15);
+            for _ in 0..300 {
+                if let Ok(Some(_)) = child.try_wait() {
+                    return;
+                }
+                if Instant::now() > deadline {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(POLL_MS));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("yichuang serve did not stop within 15 s of SIGTERM");
+        }
+    }
+
+    /// SIGKILL: no shutdown at all.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+pub fn dir_str(p: &Path) -> &str {
+    p.to_str().expect("utf-8 path")
+}
+
+pub fn status(dir: &Path) -> serde_json::Value {
+    json(&["status", "--dir", dir_str(dir), "--json"])
+}
+
+/// Every peer connected, nothing waiting either way.
+pub fn settled(dir: &Path, peers_expected: usize) -> Result<(), String> {
+    let st = status(dir);
+    let peers = st["peers"].as_array().cloned().unwrap_or_default();
+    let connected: Vec<_> = peers.iter().filter(|p| p["connected"] == true).collect();
+    if connected.len() < peers_expected {
+        return Err(format!(
+            "{} of {peers_expected} peers connected: {st}",
+            connected.len()
+        ));
+    }
+    for p in connected {
+        if p["waiting_out"] != 0 || p["waiting_in"] != 0 {
+            return Err(format!("waiting with {}: {p}", p["name"]));
+        }
+    }
+    Ok(())
+}
+
+/// Case numbers a node holds.
+pub fn case_numbers(dir: &Path) -> std::collections::BTreeSet<String> {
+    let list = json(&[
+        "case",
+        "list",
+        "--dir",
+        dir_str(dir),
+        "--limit",
+        "1000",
+        "--json",
+    ]);
+    list.as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|c| c["case_no"].as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Registers a case through the CLI; returns its number.
+pub fn new_case(dir: &Path, item: &str) -> String {
+    let out = json(&[
+        "case",
+        "new",
+        "--dir",
+        dir_str(dir),
+        "--item",
+        item,
+        "--applicant-name",
+        "测试",
+        "--applicant-id",
+        "11010519491231002X",
+        "--json",
+    ]);
+    out["case_no"].as_str().expect("case number").to_owned()
+}
+
+/// A hub on `port` and centers enrolled through the CLI, under `root`.
+pub fn cli_district(root: &Path, port: u16, centers: &[&str]) -> (PathBuf, Vec<PathBuf>) {
+    let hub = root.join("hub");
+    let listen = format!("127.0.0.1:{port}");
+    ok(&[
+        "init",
+        "--dir",
+        dir_str(&hub),
+        "--role",
+        "hub",
+        "--district",
+        "440399",
+        "--listen",
+        &listen,
+    ]);
+    let mut dirs = Vec::new();
+    for c in centers {
+        let dir = root.join(format!("center-{c}"));
+        let bundle = root.join(format!("center-{c}.bundle"));
+        let name = format!("center-{c}");
+        ok(&[
+            "issue",
+            "--dir",
+            dir_str(&hub),
+            "--node",
+            &name,
+            "--role",
+            "center",
+            "--center",
+            c,
+            "--out",
+            dir_str(&bundle),
+        ]);
+        ok(&["join", "--dir", dir_str(&dir), "--bundle", dir_str(&bundle)]);
+        dirs.push(dir);
+    }
+    (hub, dirs)
+}

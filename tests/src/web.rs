@@ -1,0 +1,286 @@
+//! Helpers for the web tests: a node's HTTP server as a real process, a small JSON
+//! client, and clerks' accounts.
+
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::bin;
+
+/// How long a server gets to print its address; a debug build starts in well under 1 s.
+const START_DEADLINE: Duration = Duration::from_secs(30);
+/// Every HTTP call of a test finishes within this, or the test fails.
+const CALL_DEADLINE: Duration = Duration::from_secs(30);
+
+/// The password every test clerk gets.
+pub const PASSWORD: &str = "counter-pass-1";
+
+/// Adds a clerk account to a node (password on standard input, as an operator would).
+pub fn add_user(dir: &str, name: &str, role: &str, password: &str) {
+    let mut child = Command::new(bin())
+        .args(["user", "add", "--dir", dir, "--name", name, "--role", role])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawning yichuang user add");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(format!("{password}\n").as_bytes())
+        .expect("writing the password");
+    let out = child.wait_with_output().expect("yichuang user add");
+    assert!(
+        out.status.success(),
+        "user add failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A `yichuang` process serving HTTP; killed when dropped.
+#[derive(Debug)]
+pub struct Server {
+    child: Child,
+    pub base: String,
+}
+
+impl Server {
+    /// Starts `yichuang http --dir DIR --http 127.0.0.1:0` and waits for its address.
+    pub fn http(dir: &str) -> Server {
+        Server::start(&["http", "--dir", dir, "--http", "127.0.0.1:0"])
+    }
+
+    /// Starts `yichuang ARGS…` and waits for the line naming its HTTP address.
+    pub fn start(args: &[&str]) -> Server {
+        let mut child = Command::new(bin())
+            .args(args)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawning yichuang");
+        let stdout = child.stdout.take().expect("stdout");
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if let Some(at) = line.find("http://") {
+                    let _ = tx.send(line[at..].trim().to_owned());
+                }
+            }
+        });
+        match rx.recv_timeout(START_DEADLINE) {
+            Ok(base) => Server { child, base },
+            Err(_) => {
+                let _ = child.kill();
+                panic!("yichuang {args:?} printed no http address within {START_DEADLINE:?}");
+            }
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    pub fn client(&self) -> Api {
+        Api {
+            base: self.base.clone(),
+            token: None,
+            agent: agent(),
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn agent() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(CALL_DEADLINE))
+        .max_redirects(0)
+        .build()
+        .into()
+}
+
+/// An answer: status, headers we look at, body text and (when JSON) the parsed body.
+#[derive(Debug)]
+pub struct Reply {
+    pub status: u16,
+    pub text: String,
+    pub json: Value,
+    pub content_type: String,
+    pub set_cookie: Option<String>,
+    pub location: Option<String>,
+}
+
+impl Reply {
+    /// The `field` of a JSON error, or "" when none.
+    pub fn field(&self) -> &str {
+        self.json["error"]["field"].as_str().unwrap_or("")
+    }
+
+    pub fn message(&self) -> &str {
+        self.json["error"]["message"].as_str().unwrap_or("")
+    }
+
+    /// Asserts the status and that the body is the JSON error shape when >= 400.
+    #[track_caller]
+    pub fn expect(&self, status: u16) -> &Reply {
+        assert_eq!(
+            self.status, status,
+            "unexpected status; body: {}",
+            self.text
+        );
+        if status >= 400 {
+            assert!(
+                self.json["error"]["message"].is_string(),
+                "error body is not {{\"error\": {{\"message\": …}}}}: {}",
+                self.text
+            );
+            assert!(
+                self.content_type.starts_with("application/json"),
+                "error content type {:?}",
+                self.content_type
+            );
+        }
+        self
+    }
+}
+
+/// A JSON API client with an optional bearer token.
+#[derive(Debug, Clone)]
+pub struct Api {
+    pub base: String,
+    pub token: Option<String>,
+    agent: ureq::Agent,
+}
+
+fn reply(resp: Result<ureq::http::Response<ureq::Body>, ureq::Error>) -> Reply {
+    let mut resp = resp.expect("http call");
+    let header = |name: &str| {
+        resp.headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    };
+    let content_type = header("content-type").unwrap_or_default();
+    let set_cookie = header("set-cookie");
+    let location = header("location");
+    let status = resp.status().as_u16();
+    let text = resp.body_mut().read_to_string().unwrap_or_default();
+    let json = serde_json::from_str(&text).unwrap_or(Value::Null);
+    Reply {
+        status,
+        text,
+        json,
+        content_type,
+        set_cookie,
+        location,
+    }
+}
+
+impl Api {
+    pub fn with_token(&self, token: &str) -> Api {
+        Api {
+            token: Some(token.to_owned()),
+            ..self.clone()
+        }
+    }
+
+    fn auth<B>(&self, req: ureq::RequestBuilder<B>) -> ureq::RequestBuilder<B> {
+        match &self.token {
+            Some(t) => req.header("Authorization", &format!("Bearer {t}")),
+            None => req,
+        }
+    }
+
+    pub fn get(&self, path: &str) -> Reply {
+        reply(
+            self.auth(self.agent.get(format!("{}{path}", self.base)))
+                .call(),
+        )
+    }
+
+    /// Sends raw bytes with a content type (for malformed and oversized bodies).
+    pub fn send_raw(&self, method: &str, path: &str, content_type: &str, body: &[u8]) -> Reply {
+        let url = format!("{}{path}", self.base);
+        let req = match method {
+            "POST" => self.agent.post(url),
+            "PATCH" => self.agent.patch(url),
+            "PUT" => self.agent.put(url),
+            other => panic!("method {other} not supported by send_raw"),
+        };
+        reply(
+            self.auth(req)
+                .header("Content-Type", content_type)
+                .send(body),
+        )
+    }
+
+    pub fn post(&self, path: &str, body: &Value) -> Reply {
+        self.send_raw(
+            "POST",
+            path,
+            "application/json",
+            body.to_string().as_bytes(),
+        )
+    }
+
+    pub fn patch(&self, path: &str, body: &Value) -> Reply {
+        self.send_raw(
+            "PATCH",
+            path,
+            "application/json",
+            body.to_string().as_bytes(),
+        )
+    }
+
+    pub fn delete(&self, path: &str) -> Reply {
+        reply(
+            self.auth(self.agent.delete(format!("{}{path}", self.base)))
+                .call(),
+        )
+    }
+
+    /// Signs in and returns a client carrying the session's bearer token.
+    pub fn login(&self, name: &str, password: &str) -> Api {
+        let r = self.post(
+            "/api/login",
+            &serde_json::json!({"name": name, "password": password}),
+        );
+        r.expect(200);
+        let token = r.json["token"].as_str().expect("token").to_owned();
+        self.with_token(&token)
+    }
+
+    /// Reads a server-sent-event stream until the first event named `name`; returns its data.
+    pub fn first_event(&self, path: &str, name: &str) -> Value {
+        let resp = self
+            .auth(self.agent.get(format!("{}{path}", self.base)))
+            .call()
+            .expect("event stream");
+        assert_eq!(resp.status().as_u16(), 200);
+        let reader = BufReader::new(resp.into_body().into_reader());
+        let mut current = String::new();
+        for line in reader.lines() {
+            let line = line.expect("reading the event stream");
+            if let Some(ev) = line.strip_prefix("event:") {
+                current = ev.trim().to_owned();
+            } else if let Some(data) = line.strip_prefix("data:")
+                && current == name
+            {
+                return serde_json::from_str(data.trim()).expect("event data is JSON");
+            }
+        }
+        panic!("the stream ended before a {name} event");
+    }
+}
