@@ -29,11 +29,53 @@ pub fn routing_of_doc(doc: &mut AutoCommit) -> Option<Routing> {
     if !is_case {
         return None;
     }
+    if let Some(routing) = unmoved_routing(doc) {
+        return Some(routing);
+    }
     // CaseDoc owns its document; borrow it for the read and put it back.
     let mut case = CaseDoc::from_automerge(std::mem::take(doc)).ok()?;
     let routing = case.routing();
     *doc = case.into_automerge();
     Some(routing)
+}
+
+/// The routing of a case that holds no transfer or assignment at all: home, home and
+/// nobody, whatever the order of its other events. Most cases never move, and this
+/// reads one key per event instead of folding the timeline, which every applied
+/// change would otherwise pay. `None` when the case has such an event (or an
+/// unreadable home), and the full fold decides.
+fn unmoved_routing(doc: &AutoCommit) -> Option<Routing> {
+    let text = |obj: &automerge::ObjId, key: &str| -> Option<String> {
+        match doc.get(obj, key) {
+            Ok(Some((Value::Scalar(s), _))) => s.as_str().map(str::to_owned),
+            _ => None,
+        }
+    };
+    let meta = match doc.get(ROOT, "meta") {
+        Ok(Some((Value::Object(_), id))) => id,
+        _ => return None,
+    };
+    let home = text(&meta, "home_center")?;
+    if let Ok(Some((Value::Object(_), events))) = doc.get(ROOT, "events") {
+        for item in doc.list_range(&events, ..) {
+            let kind = text(&item.id(), "kind");
+            if matches!(kind.as_deref(), Some("transferred" | "assigned")) {
+                return None;
+            }
+        }
+    }
+    Some(Routing {
+        current_center: home.clone(),
+        home_center: home,
+        assigned_staff: String::new(),
+    })
+}
+
+/// Whether the document holds a change: a lookup in its change graph. (Automerge's
+/// `get_change_by_hash` rebuilds the change from the op set, far dearer.) Our
+/// documents never queue changes, so a missing dependency is only ever this one.
+pub fn holds(doc: &mut AutoCommit, hash: &ChangeHash) -> bool {
+    doc.get_missing_deps(std::slice::from_ref(hash)).is_empty()
 }
 
 /// Heads and routing of a document as the store records them.
@@ -48,7 +90,18 @@ pub fn meta_of(doc_id: &DocId, doc: &mut AutoCommit) -> DocMeta {
     }
 }
 
-fn routing_at(doc: &mut AutoCommit, deps: &[ChangeHash]) -> Option<Routing> {
+/// The routing the store recorded for the document's current heads (sorted), which
+/// spares the fold for the common change that extends the heads.
+type Known = Option<(Vec<ChangeHash>, Option<Routing>)>;
+
+fn routing_at(doc: &mut AutoCommit, deps: &[ChangeHash], known: &Known) -> Option<Routing> {
+    if let Some((heads, routing)) = known {
+        let mut wanted = deps.to_vec();
+        wanted.sort();
+        if *heads == wanted {
+            return routing.clone();
+        }
+    }
     let mut heads = doc.get_heads();
     heads.sort();
     let mut wanted = deps.to_vec();
@@ -69,6 +122,7 @@ fn judge<S: Store>(
     doc: &mut AutoCommit,
     change: &Change,
     registry: &mut HashMap<NodeId, Option<NodeInfo>>,
+    known: &Known,
 ) -> Result<Verdict, S::Error> {
     let Some(node) = NodeId::of_actor(change.actor_id()) else {
         return Ok(Err((
@@ -114,7 +168,7 @@ fn judge<S: Store>(
             Target::Created(routing.as_ref()),
         ));
     }
-    let routing = routing_at(doc, change.deps());
+    let routing = routing_at(doc, change.deps(), known);
     Ok(check_write(
         &author,
         doc_id,
@@ -143,6 +197,11 @@ pub fn apply_changes<S: Store>(
     now_ms: i64,
 ) -> Result<Applied, S::Error> {
     let mut doc = store.load_doc(doc_id)?.unwrap_or_default();
+    let mut known: Known = store.doc_meta(doc_id)?.map(|m| {
+        let mut heads = m.heads;
+        heads.sort();
+        (heads, m.routing)
+    });
     let mut seen = HashSet::new();
     let mut candidates: Vec<(Change, bool)> = Vec::new();
     let mut rejected: Vec<RejectedChange> = Vec::new();
@@ -151,7 +210,7 @@ pub fn apply_changes<S: Store>(
         match Change::from_bytes(bytes) {
             Ok(change) => {
                 let hash = change.hash();
-                if seen.insert(hash) && doc.get_change_by_hash(&hash).is_none() {
+                if seen.insert(hash) && !holds(&mut doc, &hash) {
                     fresh.push(change);
                 }
             }
@@ -175,7 +234,7 @@ pub fn apply_changes<S: Store>(
             continue;
         };
         let hash = change.hash();
-        if doc.get_change_by_hash(&hash).is_some() {
+        if holds(&mut doc, &hash) {
             unparked.push(hash);
         } else if parked_before.insert(hash) {
             candidates.push((change, true));
@@ -193,11 +252,7 @@ pub fn apply_changes<S: Store>(
         let mut progress = false;
         let mut i = 0;
         while i < candidates.len() {
-            let ready = candidates[i]
-                .0
-                .deps()
-                .iter()
-                .all(|d| doc.get_change_by_hash(d).is_some());
+            let ready = candidates[i].0.deps().iter().all(|d| holds(&mut doc, d));
             if !ready {
                 i += 1;
                 continue;
@@ -207,7 +262,7 @@ pub fn apply_changes<S: Store>(
             if was_pending {
                 unparked.push(change.hash());
             }
-            let verdict = judge(store, doc_id, &mut doc, &change, &mut registry)?;
+            let verdict = judge(store, doc_id, &mut doc, &change, &mut registry, &known)?;
             let refusal = match verdict {
                 Ok(()) => match doc.apply_changes([change.clone()]) {
                     Ok(()) => None,
@@ -219,7 +274,11 @@ pub fn apply_changes<S: Store>(
                 Err(refusal) => Some(refusal),
             };
             match refusal {
-                None => applied.push(change),
+                None => {
+                    // The heads moved: the recorded routing no longer describes them.
+                    known = None;
+                    applied.push(change);
+                }
                 Some((reason, detail)) => rejected.push(RejectedChange {
                     hash: change.hash(),
                     actor: change.actor_id().to_bytes().to_vec(),

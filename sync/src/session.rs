@@ -213,7 +213,7 @@ fn missing_deps<S: Store>(
     let mut out = BTreeSet::new();
     for c in &parked {
         for dep in c.deps() {
-            if !parked_hashes.contains(dep) && am.get_change_by_hash(dep).is_none() {
+            if !parked_hashes.contains(dep) && !crate::apply::holds(am, dep) {
                 out.insert(*dep);
             }
         }
@@ -1167,9 +1167,9 @@ impl Session {
             let stalled = changes_empty
                 && ds.state.their_heads.as_ref() == Some(&their_heads)
                 && ds.state.last_sent_heads == am.get_heads()
-                && their_need.iter().all(|h| {
-                    ds.state.sent_hashes.contains(h) || am.get_change_by_hash(h).is_none()
-                });
+                && their_need
+                    .iter()
+                    .all(|h| ds.state.sent_hashes.contains(h) || !crate::apply::holds(&mut am, h));
             am.sync()
                 .receive_sync_message(&mut ds.state, msg)
                 .map_err(|e| Self::protocol(format!("sync message for {doc}: {e}")))?;

@@ -6,7 +6,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use yichuang_shared::wire::{decode_frame, Message};
+use yichuang_shared::wire::{Message, decode_frame};
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(msg) = Message::decode(data) {

@@ -15,12 +15,17 @@ fn district_converges_under_faults() {
     let started = Instant::now();
     let base = 0x5eed_0000;
     let stats = run_schedules(SCHEDULES, base, OPS);
+    let schedules = stats.ops / OPS as u64;
     println!(
-        "{SCHEDULES} schedules in {:.1?}: {stats:?}",
+        "{schedules} schedules in {:.1?}: {stats:?}",
         started.elapsed()
     );
     assert!(
         stats.sessions > 0 && stats.ops > 0,
         "links must have connected and clerks worked"
+    );
+    assert!(
+        stats.transfers > 0 && stats.assignments > 0,
+        "cases must have moved between scopes: {stats:?}"
     );
 }
