@@ -19,10 +19,11 @@ use yichuang_shared::ids::{NodeId, Role};
 use crate::net::backoff::Backoff;
 use crate::net::board::{Board, PeerStatus};
 use crate::net::enroll::{self, EnrollError, NodeNet};
-use crate::net::feed::{Feed, Local, db};
 use crate::net::peer::PeerConn;
+use crate::net::sync::SyncPeer;
 use crate::net::tls::NodeIdentity;
 use crate::net::transport::{self, CloseCode, TransportError};
+use crate::store::sync::{KnownNodes, info_of};
 use crate::store::{NodeSettings, Store, StoreError, StoreHandle, now_ms};
 
 /// Connections accepted at once; a district has ~13 centers and dozens of laptops.
@@ -94,7 +95,8 @@ struct Shared {
     settings: NodeSettings,
     board: Arc<Board>,
     store: StoreHandle,
-    local: Arc<Local>,
+    /// This node and its hub, known to every session before the registry is.
+    known: KnownNodes,
     feed_head: watch::Receiver<u64>,
 }
 
@@ -112,10 +114,9 @@ impl Node {
             .map_err(|e| ServeError::Config(format!("opening the node: {e}")))??;
         let mut store = store;
         let settings = store.settings().clone();
-        let epoch = store.feed_epoch()?;
         let registry = store.registry()?;
         net.trust.set_revoked(registry.revoked_ids());
-        let head = db::feed_head(&store)?;
+        let head = store.feed_head()?;
         let listen = opts.listen.or(net.config.listen);
         if settings.role == Role::Hub && listen.is_none() {
             return Err(ServeError::Config(
@@ -143,16 +144,19 @@ impl Node {
         } else {
             net.config.hub_node_id
         };
+        let mut known = KnownNodes::new();
+        known.insert(
+            settings.node_id,
+            info_of(settings.role, &settings.center, &settings.staff),
+        );
+        if let Some(hub) = hub_id {
+            known.insert(hub, yichuang_sync::NodeInfo::hub());
+        }
         let shared = Arc::new(Shared {
             settings: settings.clone(),
             board: board.clone(),
             store: store.clone(),
-            local: Arc::new(Local {
-                node_id: settings.node_id,
-                role: settings.role,
-                epoch,
-                hub: hub_id,
-            }),
+            known,
             feed_head: head_rx,
         });
         let mut tasks = JoinSet::new();
@@ -251,7 +255,7 @@ impl Node {
 type Polled = (u64, Option<(i64, std::collections::HashSet<NodeId>)>);
 
 fn poll_store(s: &mut Store, check_registry: bool, known: i64) -> Result<Polled, StoreError> {
-    let head = db::feed_head(s)?;
+    let head = s.feed_head()?;
     if !check_registry {
         return Ok((head, None));
     }
@@ -463,12 +467,17 @@ async fn run_session(
         );
     }
     let head = *shared.feed_head.borrow();
-    let feed = Feed::new(
-        shared.store.clone(),
-        shared.local.clone(),
-        peer.clone(),
-        head,
+    let me = &shared.settings;
+    // The peer's certificate is the district CA's word on who it is; the registry,
+    // once synced, adds every other node and overrides with revocations.
+    let mut known = shared.known.clone();
+    known.insert(peer.node_id, info_of(peer.role, &peer.center, &peer.staff));
+    let config = yichuang_sync::SessionConfig::new(
+        me.node_id,
+        info_of(me.role, &me.center, &me.staff),
+        peer.node_id,
     );
+    let feed = SyncPeer::new(shared.store.clone(), Arc::new(known), config, head);
     PeerConn {
         conn,
         send,

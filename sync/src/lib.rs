@@ -16,5 +16,5 @@ pub mod session;
 pub mod store;
 
 pub use rules::Scope;
-pub use session::{Session, SessionConfig, SessionError, SessionEvent};
+pub use session::{FeedProgress, Session, SessionConfig, SessionError, SessionEvent};
 pub use store::{NodeInfo, Store};

@@ -248,6 +248,17 @@ fn with_needs(
     Some(msg)
 }
 
+/// How far the two feeds have travelled, for status pages.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FeedProgress {
+    /// How far the peer acknowledged our feed.
+    pub acked_by_peer: u64,
+    /// How far we stored the peer's feed.
+    pub received: u64,
+    /// The newest position of the peer's feed it told us of.
+    pub peer_head: u64,
+}
+
 /// Counters for tests and status pages.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct SessionStats {
@@ -276,6 +287,8 @@ pub struct Session {
     // The peer's feed, coming in.
     in_epoch: u64,
     in_pos: u64,
+    /// The newest position of the peer's feed it has told us of.
+    in_head: u64,
     in_caught_up: bool,
     recon: Recon,
     recon_next_at: Option<i64>,
@@ -316,6 +329,7 @@ impl Session {
             push_at: None,
             in_epoch: 0,
             in_pos: 0,
+            in_head: 0,
             in_caught_up: false,
             recon: Recon::Idle,
             recon_next_at: None,
@@ -348,6 +362,14 @@ impl Session {
 
     pub fn stats(&self) -> SessionStats {
         self.stats
+    }
+
+    pub fn progress(&self) -> FeedProgress {
+        FeedProgress {
+            acked_by_peer: self.cp.sent.map_or(0, |p| p.seq),
+            received: self.in_pos,
+            peer_head: self.in_head,
+        }
     }
 
     /// Sends the hello. Call once, right after the connection is up.
@@ -620,6 +642,7 @@ impl Session {
             .filter(|p| p.epoch == h.epoch && p.seq <= h.last_seq);
         self.in_epoch = h.epoch;
         self.in_pos = in_trusted.map_or(h.last_seq, |p| p.seq);
+        self.in_head = h.last_seq;
         let reconcile =
             self.my_want || h.want_reconcile || out_trusted.is_none() || in_trusted.is_none();
         self.cp.recv = Some(FeedPos {
@@ -870,6 +893,7 @@ impl Session {
             }
         }
         self.in_pos = c.up_to_seq;
+        self.in_head = self.in_head.max(c.up_to_seq);
         self.cp.recv = Some(FeedPos {
             epoch: self.in_epoch,
             seq: self.in_pos,

@@ -1,8 +1,7 @@
 //! The narrow interface between a connection task and what it speaks. The task owns
 //! the socket, the stream, the timers and cancellation; the protocol is fed inbound
-//! frames and news of local changes, and yields outbound frames and a timer. The
-//! interim change feed ([`super::feed`]) and the test heartbeat implement it; the sync
-//! engine's `Session` plugs in behind it.
+//! frames and news of local changes, and yields outbound frames and a timer. The sync
+//! engine's session implements it ([`super::sync`]).
 
 use std::future::Future;
 use std::time::Instant;

@@ -172,6 +172,20 @@ fn read_changes(conn: &Connection, id: &DocId, after_seq: i64) -> Result<Vec<Cha
     Ok(out)
 }
 
+/// A document read from disk without the cache (for readers that hold `&self`).
+pub fn load_uncached(conn: &Connection, id: &DocId) -> Result<Option<AutoCommit>, StoreError> {
+    let snapshot_seq: Option<i64> = conn
+        .query_row(
+            "SELECT snapshot_seq FROM docs WHERE doc_id = ?1",
+            [id.as_str()],
+            |r| r.get(0),
+        )
+        .optional()?;
+    snapshot_seq
+        .map(|seq| load_from_disk(conn, id, seq))
+        .transpose()
+}
+
 fn load_from_disk(
     conn: &Connection,
     id: &DocId,

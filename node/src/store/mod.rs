@@ -14,6 +14,7 @@ mod remote;
 mod rules;
 pub mod schema;
 pub mod status;
+pub mod sync;
 mod tx;
 pub mod users;
 
@@ -195,6 +196,9 @@ pub struct Store {
     in_group: bool,
     /// Catalog limits and calendar, rebuilt when their documents change.
     rules: Option<std::sync::Arc<RulesContext>>,
+    /// The node registry as last read, with the `ref-nodes` sequence it was read at.
+    /// Behind a cell because the sync engine asks about authors through `&self`.
+    registry_memo: std::cell::RefCell<Option<(i64, std::sync::Arc<nodes::Registry>)>>,
 }
 
 impl std::fmt::Debug for Store {
@@ -329,6 +333,7 @@ impl Store {
             catalog: None,
             in_group: false,
             rules: None,
+            registry_memo: std::cell::RefCell::new(None),
         }
     }
 

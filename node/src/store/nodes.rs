@@ -90,6 +90,26 @@ impl Store {
         })
     }
 
+    /// The registry as the `ref-nodes` document holds it now, read again only when
+    /// the document changed. Takes `&self`: the sync engine asks about a change's
+    /// author in the middle of applying a batch, which may itself have enrolled it.
+    pub fn registry_now(&self) -> Result<std::sync::Arc<Registry>, StoreError> {
+        let seq = self.registry_seq()?;
+        if let Some((at, reg)) = self.registry_memo.borrow().as_ref()
+            && *at == seq
+        {
+            return Ok(reg.clone());
+        }
+        let doc = super::docs::load_uncached(&self.conn, &RefDoc::Nodes.doc_id())?
+            .ok_or_else(|| StoreError::Corrupt("the ref-nodes document is missing".into()))?;
+        let reg = std::sync::Arc::new(Registry {
+            nodes: read_map(&doc, "nodes")?,
+            revoked: read_map(&doc, "revoked")?,
+        });
+        *self.registry_memo.borrow_mut() = Some((seq, reg.clone()));
+        Ok(reg)
+    }
+
     /// The `ref-nodes` document's last change sequence number: a cheap "did it change".
     pub fn registry_seq(&self) -> Result<i64, StoreError> {
         let seq: Option<i64> = self

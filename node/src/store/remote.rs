@@ -1,15 +1,16 @@
 //! Changes that arrive from other nodes: applied to the document, filed durably,
 //! indexed; changes whose dependencies are missing wait in `pending`, never dropped.
 
-use automerge::{AutoCommit, Change};
+use automerge::{ActorId, AutoCommit, Change};
 use rusqlite::{Connection, params};
 use yichuang_shared::case::CaseDoc;
 use yichuang_shared::case::timeline::skew_notes;
-use yichuang_shared::ids::DocId;
+use yichuang_shared::ids::{DocId, NodeId};
+use yichuang_sync::store::DocWrite;
 
 use super::cases::{index_case, stamp_at};
 use super::docs::{fresh_doc, kind_of_doc, write_changes};
-use super::{Store, StoreError, Tx, now_ms};
+use super::{RulesContext, Store, StoreError, Tx, now_ms};
 
 /// The clerk named on receipts the node records by itself.
 const SKEW_NOTE_CLERK: &str = "system";
@@ -127,7 +128,7 @@ impl Store {
             // A new case must be a case document before it is filed as one.
             CaseDoc::from_automerge(doc.clone())?;
         }
-        let (mut last_seq, _) = write_changes(
+        let mut last_seq = write_changes(
             &tx,
             doc_id,
             kind_of_doc(doc_id),
@@ -135,25 +136,13 @@ impl Store {
             doc,
             from_peer,
             now,
-        )?;
+        )?
+        .0;
         if doc_id.is_case() {
-            let mut case = CaseDoc::from_automerge(doc.clone())?;
-            // Events stamped in this node's future: record their receipt, the evidence
-            // every node's clock rule reads (see `case::clock`).
-            let notes = skew_notes(&case.timeline(), &self.settings.node_id.to_string(), now);
-            if !notes.is_empty() {
-                case.set_actor(self.actor.clone());
-                let before = case.heads();
-                for note in &notes {
-                    let stamp = stamp_at(&tx, self.settings.node_id, SKEW_NOTE_CLERK, now)?;
-                    case.note_clock_skew(&stamp, note)?;
-                }
-                tracing::warn!(doc = %doc_id, events = notes.len(), "received events stamped in this node's future");
-                let own = case.automerge().get_changes(&before);
-                *doc = case.automerge().clone();
-                last_seq = write_changes(&tx, doc_id, "case", &own, doc, None, now)?.0;
-            }
-            index_case(&tx, doc_id, &case.view(false), &rules, now)?;
+            let case = CaseDoc::from_automerge(doc.clone())?;
+            let me = (self.settings.node_id, &self.actor);
+            last_seq = Self::receipt_and_index(&tx, me, doc_id, case, doc, &rules, now)?
+                .unwrap_or(last_seq);
         }
         let owned = (!exists).then(|| doc.clone());
         tx.commit()?;
@@ -162,6 +151,119 @@ impl Store {
             None => self.cache.set_last_seq(doc_id, last_seq),
         }
         Ok(report)
+    }
+
+    /// After a case's received changes are filed: records the receipt of events
+    /// stamped in this node's future (the evidence every node's clock rule reads, see
+    /// `case::clock`) and re-indexes the case. Returns the new last sequence number
+    /// when receipts were written. `doc` is updated to the document with them.
+    fn receipt_and_index(
+        tx: &Tx<'_>,
+        (me, actor): (NodeId, &ActorId),
+        doc_id: &DocId,
+        mut case: CaseDoc,
+        doc: &mut AutoCommit,
+        rules: &RulesContext,
+        now: i64,
+    ) -> Result<Option<i64>, StoreError> {
+        let notes = skew_notes(&case.timeline(), &me.to_string(), now);
+        let mut last_seq = None;
+        if !notes.is_empty() {
+            case.set_actor(actor.clone());
+            let before = case.heads();
+            for note in &notes {
+                let stamp = stamp_at(tx, me, SKEW_NOTE_CLERK, now)?;
+                case.note_clock_skew(&stamp, note)?;
+            }
+            tracing::warn!(doc = %doc_id, events = notes.len(), "received events stamped in this node's future");
+            let own = case.automerge().get_changes(&before);
+            *doc = case.automerge().clone();
+            last_seq = Some(write_changes(tx, doc_id, "case", &own, doc, None, now)?.0);
+        }
+        index_case(tx, doc_id, &case.view(false), rules, now)?;
+        Ok(last_seq)
+    }
+
+    /// Files what the sync engine did to one document, in one transaction: its newly
+    /// applied changes (numbered in the feed, the document row and snapshot, the case
+    /// index), the changes parked for missing dependencies and those leaving the
+    /// pending set, and the refused ones in the rejection log (each change once).
+    pub fn write_synced(&mut self, w: DocWrite<'_>) -> Result<(), StoreError> {
+        let doc_id = w.doc_id.clone();
+        let result = self.write_synced_inner(w);
+        if result.is_err() {
+            self.cache.evict(&doc_id);
+        }
+        result
+    }
+
+    fn write_synced_inner(&mut self, w: DocWrite<'_>) -> Result<(), StoreError> {
+        let rules = self.rules_context()?;
+        let tx = Tx::begin(&self.conn, self.in_group)?;
+        let doc_id = w.doc_id;
+        let from_peer = w.from_peer.map(|p| p.to_string());
+        let now = w.now_ms;
+        {
+            let mut unpark = tx.prepare_cached("DELETE FROM pending WHERE hash = ?1")?;
+            for h in &w.unparked {
+                unpark.execute([h.0.as_slice()])?;
+            }
+            let mut park = tx.prepare_cached(
+                "INSERT OR IGNORE INTO pending (hash, doc_id, bytes, from_peer, at_ms) VALUES (?1, ?2, ?3, ?4, ?5)",
+            )?;
+            for c in &w.parked {
+                park.execute(params![c.hash().0.as_slice(), doc_id.as_str(), c.raw_bytes(), from_peer, now])?;
+            }
+            let mut reject = tx.prepare_cached(
+                "INSERT INTO rejections (hash, doc_id, author, from_peer, reason, at_ms, detail)
+                 SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7
+                 WHERE NOT EXISTS (SELECT 1 FROM rejections WHERE doc_id = ?2 AND hash = ?1)",
+            )?;
+            for r in &w.rejected {
+                let author = NodeId::of_actor(&ActorId::from(r.actor.as_slice()))
+                    .map(|n| n.to_string())
+                    .unwrap_or_else(|| "unknown".into());
+                reject.execute(params![
+                    r.hash.0.as_slice(),
+                    doc_id.as_str(),
+                    author,
+                    from_peer,
+                    r.reason.as_str(),
+                    now,
+                    r.detail
+                ])?;
+            }
+        }
+        if w.applied.is_empty() {
+            tx.commit()?;
+            return Ok(());
+        }
+        let mut doc = w.doc;
+        let mut last_seq = write_changes(
+            &tx,
+            doc_id,
+            kind_of_doc(doc_id),
+            &w.applied,
+            &mut doc,
+            from_peer.as_deref(),
+            now,
+        )?
+        .0;
+        if doc_id.is_case() {
+            match CaseDoc::from_automerge(doc.clone()) {
+                Ok(case) => {
+                    let me = (self.settings.node_id, &self.actor);
+                    last_seq = Self::receipt_and_index(&tx, me, doc_id, case, &mut doc, &rules, now)?
+                        .unwrap_or(last_seq);
+                }
+                // Kept like every accepted change, but not listed: a document the hub
+                // wrote that no version of this program reads as a case.
+                Err(e) => tracing::warn!(doc = %doc_id, error = %e, "a synced document is not a readable case"),
+            }
+        }
+        tx.commit()?;
+        self.cache.put(doc_id.clone(), doc, last_seq);
+        Ok(())
     }
 
     /// Changes waiting for dependencies, across all documents.

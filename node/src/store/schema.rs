@@ -112,6 +112,37 @@ pub const MIGRATIONS: &[&str] = &[
     CREATE INDEX sessions_by_expiry ON sessions (expires_ms);
     CREATE INDEX changes_by_origin ON changes (from_peer, seq);
     ",
+    // 5: what the sync engine keeps beyond the change log: which stored changes moved a
+    // case (so a peer it moved to gets its whole history), both feed positions with
+    // their epochs, whether a reconciliation is owed, and per peer and document the
+    // syncs still owed and the documents the peer said left its scope. A trigger flags
+    // the change that moved a case, whoever wrote it: every write re-indexes the case
+    // right after storing its changes, in the same transaction.
+    "
+    ALTER TABLE changes ADD COLUMN routing_changed INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE peers ADD COLUMN recv_epoch INTEGER;
+    ALTER TABLE peers ADD COLUMN sent_epoch INTEGER;
+    ALTER TABLE peers ADD COLUMN reconcile_due INTEGER NOT NULL DEFAULT 1;
+    ALTER TABLE peers ADD COLUMN reconciled_at_ms INTEGER;
+    ALTER TABLE rejections ADD COLUMN detail TEXT NOT NULL DEFAULT '';
+    CREATE INDEX rejections_by_change ON rejections (doc_id, hash);
+    CREATE INDEX pending_by_doc ON pending (doc_id);
+    CREATE INDEX case_by_current ON case_index (current_center);
+    CREATE INDEX case_by_staff ON case_index (assigned_staff) WHERE assigned_staff != '';
+    CREATE TABLE peer_docs (
+        peer TEXT NOT NULL,
+        doc_id TEXT NOT NULL,
+        departed INTEGER NOT NULL DEFAULT 0,
+        owed_sync INTEGER NOT NULL DEFAULT 0,
+        PRIMARY KEY (peer, doc_id)
+    ) STRICT, WITHOUT ROWID;
+    CREATE TRIGGER case_moved AFTER UPDATE OF current_center, assigned_staff ON case_index
+    WHEN OLD.current_center IS NOT NEW.current_center OR OLD.assigned_staff IS NOT NEW.assigned_staff
+    BEGIN
+        UPDATE changes SET routing_changed = 1
+        WHERE seq = (SELECT MAX(seq) FROM changes WHERE doc_id = NEW.doc_id);
+    END;
+    ",
 ];
 
 pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;
