@@ -215,3 +215,45 @@ pub fn cli_district(root: &Path, port: u16, centers: &[&str]) -> (PathBuf, Vec<P
     }
     (hub, dirs)
 }
+
+/// Most board changes a waiting test looks at; a bound on the loop besides the deadline.
+const BOARD_CHANGES_MAX: usize = 1_000_000;
+
+/// Waits until `check` returns `Ok`, checking again each time one of the in-process
+/// nodes' boards changes (a session stored or acknowledged something), or fails with
+/// the last reason after `timeout`. No polling: it sleeps until a node reports.
+pub async fn wait_for_boards<T>(
+    what: &str,
+    timeout: Duration,
+    boards: &[&std::sync::Arc<yichuang_node::net::board::Board>],
+    mut check: impl AsyncFnMut() -> Result<T, String>,
+) -> T {
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<()>(1);
+    let mut forwarders = tokio::task::JoinSet::new();
+    for board in boards {
+        let mut changes = board.subscribe();
+        let tx = tx.clone();
+        forwarders.spawn(async move {
+            while changes.changed().await.is_ok() {
+                // A full channel already holds a wake-up; one is enough.
+                if let Err(tokio::sync::mpsc::error::TrySendError::Closed(_)) = tx.try_send(()) {
+                    break;
+                }
+            }
+        });
+    }
+    drop(tx);
+    let deadline = tokio::time::Instant::now() + timeout;
+    let mut last = String::new();
+    for _ in 0..BOARD_CHANGES_MAX {
+        match check().await {
+            Ok(v) => return v,
+            Err(reason) => last = reason,
+        }
+        match tokio::time::timeout_at(deadline, rx.recv()).await {
+            Ok(Some(())) => {}
+            Ok(None) | Err(_) => break,
+        }
+    }
+    panic!("{what}: not reached within {timeout:?}: {last}");
+}

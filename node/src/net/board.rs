@@ -40,6 +40,9 @@ pub struct Board {
     /// Open connections by peer, with quinn's stable id to tell a replaced one apart.
     conns: Mutex<HashMap<NodeId, (usize, quinn::Connection)>>,
     dirty: AtomicBool,
+    /// Counts changes, so a watcher (the demo, a test) waits for the next one
+    /// instead of polling.
+    version: tokio::sync::watch::Sender<u64>,
     dial_error: Mutex<Option<String>>,
 }
 
@@ -81,7 +84,7 @@ impl Board {
         entry.addr = Some(conn.remote_address());
         entry.last_contact_ms = now_ms();
         *lock(&self.dial_error) = None;
-        self.dirty.store(true, Ordering::Relaxed);
+        self.touch();
         old
     }
 
@@ -104,7 +107,7 @@ impl Board {
             p.rejected_from_peer = session_base.rejected_from_peer + stats.rejected_from_peer;
             p.last_contact_ms = now_ms();
             if changed {
-                self.dirty.store(true, Ordering::Relaxed);
+                self.touch();
             }
         }
     }
@@ -136,7 +139,7 @@ impl Board {
                 p.caught_up = false;
                 p.last_error = reason;
             }
-            self.dirty.store(true, Ordering::Relaxed);
+            self.touch();
         }
     }
 
@@ -147,7 +150,7 @@ impl Board {
             p.last_error = Some(reason.clone());
         }
         *lock(&self.dial_error) = Some(reason);
-        self.dirty.store(true, Ordering::Relaxed);
+        self.touch();
     }
 
     /// Why the last dial failed, if the last one did.
@@ -179,6 +182,16 @@ impl Board {
 
     pub fn snapshot(&self) -> Vec<PeerStatus> {
         lock(&self.peers).values().cloned().collect()
+    }
+
+    fn touch(&self) {
+        self.dirty.store(true, Ordering::Relaxed);
+        self.version.send_modify(|v| *v = v.wrapping_add(1));
+    }
+
+    /// A receiver that wakes at every change of the board.
+    pub fn subscribe(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.version.subscribe()
     }
 
     pub fn take_dirty(&self) -> bool {

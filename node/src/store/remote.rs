@@ -212,7 +212,13 @@ impl Store {
                 "INSERT OR IGNORE INTO pending (hash, doc_id, bytes, from_peer, at_ms) VALUES (?1, ?2, ?3, ?4, ?5)",
             )?;
             for c in &w.parked {
-                park.execute(params![c.hash().0.as_slice(), doc_id.as_str(), c.raw_bytes(), from_peer, now])?;
+                park.execute(params![
+                    c.hash().0.as_slice(),
+                    doc_id.as_str(),
+                    c.raw_bytes(),
+                    from_peer,
+                    now
+                ])?;
             }
             let mut reject = tx.prepare_cached(
                 "INSERT INTO rejections (hash, doc_id, author, from_peer, reason, at_ms, detail)
@@ -253,12 +259,15 @@ impl Store {
             match CaseDoc::from_automerge(doc.clone()) {
                 Ok(case) => {
                     let me = (self.settings.node_id, &self.actor);
-                    last_seq = Self::receipt_and_index(&tx, me, doc_id, case, &mut doc, &rules, now)?
-                        .unwrap_or(last_seq);
+                    last_seq =
+                        Self::receipt_and_index(&tx, me, doc_id, case, &mut doc, &rules, now)?
+                            .unwrap_or(last_seq);
                 }
                 // Kept like every accepted change, but not listed: a document the hub
                 // wrote that no version of this program reads as a case.
-                Err(e) => tracing::warn!(doc = %doc_id, error = %e, "a synced document is not a readable case"),
+                Err(e) => {
+                    tracing::warn!(doc = %doc_id, error = %e, "a synced document is not a readable case")
+                }
             }
         }
         tx.commit()?;

@@ -61,7 +61,8 @@ fn parse_doc(text: &str) -> Result<DocId, StoreError> {
 }
 
 fn parse_node(text: &str) -> Result<NodeId, StoreError> {
-    text.parse().map_err(|_| corrupt(format!("node id {text:?}")))
+    text.parse()
+        .map_err(|_| corrupt(format!("node id {text:?}")))
 }
 
 fn decode_heads(blob: &[u8]) -> Result<Vec<ChangeHash>, StoreError> {
@@ -106,7 +107,11 @@ impl SyncStoreTrait for SyncStore<'_> {
         self.store.borrow().feed_head()
     }
 
-    fn changes_after(&self, after_seq: u64, max_entries: usize) -> Result<Vec<FeedEntry>, StoreError> {
+    fn changes_after(
+        &self,
+        after_seq: u64,
+        max_entries: usize,
+    ) -> Result<Vec<FeedEntry>, StoreError> {
         let store = self.store.borrow();
         let mut stmt = store.conn.prepare_cached(
             "SELECT seq, doc_id, from_peer, bytes, routing_changed FROM changes
@@ -315,7 +320,12 @@ impl SyncStoreTrait for SyncStore<'_> {
         rows.map(|r| parse_doc(&r?)).collect()
     }
 
-    fn set_departed(&mut self, peer: NodeId, doc: &DocId, departed: bool) -> Result<(), StoreError> {
+    fn set_departed(
+        &mut self,
+        peer: NodeId,
+        doc: &DocId,
+        departed: bool,
+    ) -> Result<(), StoreError> {
         self.set_peer_doc(peer, doc, "departed", departed)
     }
 }

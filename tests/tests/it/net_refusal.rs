@@ -344,10 +344,10 @@ fn revoked_nodes_are_refused_at_the_hub_at_once_and_at_their_center_after_the_li
     });
 }
 
-/// A case made at a scratch node of center 002, as raw changes.
-fn foreign_case_changes(root: &Path) -> (String, Vec<Entry>) {
+/// A case of center 002 written under `author`'s node id, as raw changes.
+fn foreign_case_changes(root: &Path, author: NodeId) -> (String, Vec<Entry>) {
     let settings = NodeSettings {
-        node_id: NodeId(store::random_bytes()),
+        node_id: author,
         name: "scratch".into(),
         role: Role::Center,
         district: "440399".into(),
@@ -380,16 +380,17 @@ fn out_of_scope_changes_are_refused_and_reported_while_the_session_goes_on() {
     let root = TempDir::new("net-scope");
     runtime().block_on(async {
         let (layout, running, hub) = up(root.path(), 1, 0).await;
-        let (doc, entries) = foreign_case_changes(root.path());
-        // An enrolled center 001 sends a case of center 002.
+        // An enrolled center 001 sends a case it wrote as if it were center 002's.
         let (creds, trust) = enrolled_identity(&layout.hub.dir, Role::Center, "001", "");
+        let (doc, entries) = foreign_case_changes(root.path(), creds.identity.node_id);
         let conn = dial(hub, &creds, &trust, ALPN).await.unwrap();
         let (mut send, mut recv) = conn.open_bi().await.unwrap();
         let hello = Hello {
             node: creds.identity.node_id,
             role: Role::Center,
             epoch: 1,
-            last_seq: 1,
+            // An empty feed at first contact, so the batch below is the feed's start.
+            last_seq: 0,
             your_feed: None,
             want_reconcile: false,
         };
@@ -423,7 +424,7 @@ fn out_of_scope_changes_are_refused_and_reported_while_the_session_goes_on() {
         assert!(!list.is_empty(), "one entry per refused change");
         for r in &list {
             assert_eq!(r.reason, RejectReason::NotPermitted, "{r:?}");
-            assert!(r.detail.contains("outside the sender's scope"), "{r:?}");
+            assert!(r.detail.contains("may not create"), "{r:?}");
         }
         assert!(
             acked,
