@@ -1,35 +1,62 @@
 //! Helpers for network tests: `yichuang serve` child processes, a district enrolled
 //! through the CLI on loopback ports, and waiting for a condition with a deadline.
+//!
+//! Waiting never polls on a timer: every line a `serve` child logs (it logs each
+//! session event, each batch it stores and each rewrite of its status file) wakes
+//! the waiters, which then look again.
 
+use std::io::{BufRead, BufReader, Write};
 use std::net::UdpSocket;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::{Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::{bin, json, ok};
 
-/// How often a waiting test looks again. Short: it is a poll interval, not a guess
-/// at how long something takes.
-const POLL_MS: u64 = 50;
+/// Most wake-ups one wait looks at; a bound on the loop besides the deadline.
+const WAKEUPS_MAX: usize = 1_000_000;
+/// What the children log: their sessions, stored batches and status-file writes.
+const CHILD_LOG: &str = "info,yichuang_node::serve=debug,yichuang_node::net::sync=debug";
+
+/// Lines logged by the `serve` children of this test process, counted.
+static LOGGED: (Mutex<u64>, Condvar) = (Mutex::new(0), Condvar::new());
+
+fn logged_count() -> u64 {
+    *LOGGED.0.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn note_logged() {
+    *LOGGED.0.lock().unwrap_or_else(|e| e.into_inner()) += 1;
+    LOGGED.1.notify_all();
+}
 
 /// Waits until `check` returns `Ok`, or fails with the last reason after `timeout`.
+/// Between looks it sleeps until a `serve` child logs something.
 pub fn wait_until<T>(
     what: &str,
     timeout: Duration,
     mut check: impl FnMut() -> Result<T, String>,
 ) -> T {
     let deadline = Instant::now() + timeout;
-    let max_tries = timeout.as_millis() as u64 / POLL_MS + 2;
     let mut last = String::new();
-    for _ in 0..max_tries {
+    for _ in 0..WAKEUPS_MAX {
+        let seen = logged_count();
         match check() {
             Ok(v) => return v,
             Err(reason) => last = reason,
         }
-        if Instant::now() > deadline {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
             break;
         }
-        std::thread::sleep(Duration::from_millis(POLL_MS));
+        let guard = LOGGED.0.lock().unwrap_or_else(|e| e.into_inner());
+        drop(
+            LOGGED
+                .1
+                .wait_timeout_while(guard, left, |n| *n == seen)
+                .unwrap_or_else(|e| e.into_inner()),
+        );
     }
     panic!("{what}: not reached within {timeout:?}: {last}");
 }
@@ -49,8 +76,8 @@ pub struct Serve {
 
 impl Serve {
     pub fn start(dir: &Path) -> Serve {
-        let log = std::fs::File::create(dir.join("serve.log")).expect("serve log");
-        let child = Command::new(bin())
+        let mut log = std::fs::File::create(dir.join("serve.log")).expect("serve log");
+        let mut child = Command::new(bin())
             // Several nodes share this machine: each web side takes a free port.
             .args([
                 "serve",
@@ -60,11 +87,22 @@ impl Serve {
                 "127.0.0.1:0",
             ])
             .env_remove("YICHUANG_DIR")
-            .env("YICHUANG_LOG", "info")
+            .env("YICHUANG_LOG", CHILD_LOG)
             .stdout(Stdio::null())
-            .stderr(log)
+            .stderr(Stdio::piped())
             .spawn()
             .expect("starting yichuang serve");
+        let stderr = child.stderr.take().expect("piped stderr");
+        // Copies the log to serve.log and wakes the waiters at every line; ends when
+        // the child's stderr closes (it exited).
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                let _ = writeln!(log, "{line}");
+                note_logged();
+            }
+            note_logged();
+        });
         Serve {
             child: Some(child),
             dir: dir.to_owned(),
@@ -81,19 +119,21 @@ impl Serve {
             let _ = Command::new("kill")
                 .args(["-TERM", &child.id().to_string()])
                 .status();
-            let deadline = Instant::now() + Duration::from_secs(15);
-            for _ in 0..300 {
-                if let Ok(Some(_)) = child.try_wait() {
-                    return;
-                }
-                if Instant::now() > deadline {
-                    break;
-                }
-                std::thread::sleep(Duration::from_millis(POLL_MS));
+            let (done_tx, done_rx) = std::sync::mpsc::channel();
+            let pid = child.id();
+            let waiter = std::thread::spawn(move || {
+                let status = child.wait();
+                let _ = done_tx.send(());
+                (child, status)
+            });
+            if done_rx.recv_timeout(Duration::from_secs(15)).is_err() {
+                let _ = Command::new("kill")
+                    .args(["-KILL", &pid.to_string()])
+                    .status();
+                let _ = waiter.join();
+                panic!("yichuang serve did not stop within 15 s of SIGTERM");
             }
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("yichuang serve did not stop within 15 s of SIGTERM");
+            let _ = waiter.join();
         }
     }
 

@@ -15,10 +15,10 @@ use yichuang_node::store::{self, NodeSettings, Store};
 use yichuang_shared::ids::{NodeId, Role};
 use yichuang_shared::wire::{Ack, ChangeEntry as Entry, Changes, Hello, Message, RejectReason};
 use yichuang_tests::TempDir;
+use yichuang_tests::net::wait_for_boards;
 
 /// Anything the tests wait for happens within this on loopback, or it is a failure.
 const DEADLINE: Duration = Duration::from_secs(20);
-const POLL: Duration = Duration::from_millis(50);
 
 fn runtime() -> tokio::runtime::Runtime {
     // Invariant: building a runtime fails only without OS resources.
@@ -29,20 +29,19 @@ fn runtime() -> tokio::runtime::Runtime {
         .expect("tokio runtime")
 }
 
-async fn wait_for<T>(what: &str, mut check: impl AsyncFnMut() -> Result<T, String>) -> T {
-    let deadline = tokio::time::Instant::now() + DEADLINE;
-    let mut last = String::new();
-    for _ in 0..(DEADLINE.as_millis() / POLL.as_millis() + 2) {
-        match check().await {
-            Ok(v) => return v,
-            Err(e) => last = e,
-        }
-        if tokio::time::Instant::now() > deadline {
-            break;
-        }
-        tokio::time::sleep(POLL).await;
-    }
-    panic!("{what}: not within {DEADLINE:?}: {last}");
+/// Waits until `check` passes, looking again whenever a node of the district
+/// reports a change on its board.
+async fn wait_for<T>(
+    running: &Running,
+    what: &str,
+    check: impl AsyncFnMut() -> Result<T, String>,
+) -> T {
+    let boards: Vec<_> = std::iter::once(&running.hub)
+        .chain(&running.centers)
+        .chain(&running.laptops)
+        .map(|n| n.board())
+        .collect();
+    wait_for_boards(what, DEADLINE, &boards, check).await
 }
 
 /// A certificate for `role` of center `center` signed by the district's real CA.
@@ -109,7 +108,7 @@ async fn close_reason(conn: &quinn::Connection) -> (Option<CloseCode>, String) {
 }
 
 /// A case registered at the first center reaches the hub: the district still works.
-async fn still_serving(layout: &Layout) {
+async fn still_serving(layout: &Layout, running: &Running) {
     let dir = layout.centers[0].dir.clone();
     let doc = tokio::task::spawn_blocking(move || {
         let mut s = Store::open(&dir).unwrap();
@@ -125,7 +124,7 @@ async fn still_serving(layout: &Layout) {
     .await
     .unwrap();
     let hub = layout.hub.dir.clone();
-    wait_for("a new case reaches the hub", async || {
+    wait_for(running, "a new case reaches the hub", async || {
         let (hub, doc) = (hub.clone(), doc.clone());
         let has = tokio::task::spawn_blocking(move || {
             district::case_digest(&hub).unwrap().contains_key(&doc)
@@ -238,7 +237,7 @@ fn foreign_certificates_wrong_versions_and_garbage_are_refused_while_the_hub_ser
             }
         }
 
-        still_serving(&layout).await;
+        still_serving(&layout, &running).await;
         running.shutdown().await;
     });
 }
@@ -251,7 +250,7 @@ fn revoked_nodes_are_refused_at_the_hub_at_once_and_at_their_center_after_the_li
         let laptop = &layout.laptops[0];
         let revoked_center = &layout.centers[1];
         // Wait until the laptop is talking to its center.
-        wait_for("laptop connected", async || {
+        wait_for(&running, "laptop connected", async || {
             if running.laptops[0]
                 .board()
                 .snapshot()
@@ -278,7 +277,7 @@ fn revoked_nodes_are_refused_at_the_hub_at_once_and_at_their_center_after_the_li
         .unwrap();
 
         // The hub drops the revoked center at once and refuses it from then on.
-        wait_for("revoked center cut off", async || {
+        wait_for(&running, "revoked center cut off", async || {
             let board = running.centers[1].board().snapshot();
             let hub_peer = board
                 .iter()
@@ -295,7 +294,7 @@ fn revoked_nodes_are_refused_at_the_hub_at_once_and_at_their_center_after_the_li
         // The list reaches the first center, which then refuses the revoked laptop.
         let center_dir = layout.centers[0].dir.clone();
         let laptop_id = laptop.settings.node_id;
-        wait_for("revocation list at the center", async || {
+        wait_for(&running, "revocation list at the center", async || {
             let d = center_dir.clone();
             let revoked = tokio::task::spawn_blocking(move || {
                 Store::open(&d).unwrap().registry().unwrap().revoked_ids()
@@ -309,7 +308,7 @@ fn revoked_nodes_are_refused_at_the_hub_at_once_and_at_their_center_after_the_li
             }
         })
         .await;
-        wait_for("laptop refused everywhere", async || {
+        wait_for(&running, "laptop refused everywhere", async || {
             let board = running.laptops[0].board().snapshot();
             let connected = board.iter().any(|p| p.connected);
             let errs: Vec<String> = board.iter().filter_map(|p| p.last_error.clone()).collect();
@@ -339,7 +338,7 @@ fn revoked_nodes_are_refused_at_the_hub_at_once_and_at_their_center_after_the_li
         .await
         .unwrap();
         assert!(again.unwrap_err().contains("revoked"));
-        still_serving(&layout).await;
+        still_serving(&layout, &running).await;
         running.shutdown().await;
     });
 }
@@ -447,7 +446,7 @@ fn out_of_scope_changes_are_refused_and_reported_while_the_session_goes_on() {
         .unwrap();
         assert!(!has, "the out-of-scope case must not be stored at the hub");
         assert!(refused >= 1);
-        still_serving(&layout).await;
+        still_serving(&layout, &running).await;
         conn.close(0u32.into(), b"done");
         running.shutdown().await;
     });
