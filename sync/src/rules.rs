@@ -12,7 +12,8 @@ use crate::store::NodeInfo;
 pub enum Scope {
     /// The hub: every document.
     All,
-    /// A center: the reference documents and the cases currently at this center.
+    /// A center: the reference documents, its home cases (it answers for them to the
+    /// applicant, wherever they are worked on) and the cases transferred to it.
     Center(String),
     /// A laptop: the reference documents and the cases assigned to this staff member.
     Staff(String),
@@ -38,7 +39,9 @@ impl Scope {
         };
         match self {
             Scope::All => true,
-            Scope::Center(c) => !c.is_empty() && routing.current_center == *c,
+            Scope::Center(c) => {
+                !c.is_empty() && (routing.home_center == *c || routing.current_center == *c)
+            }
             Scope::Staff(s) => !s.is_empty() && routing.assigned_staff == *s,
         }
     }
@@ -138,11 +141,19 @@ mod tests {
         let catalog: DocId = "ref-catalog".parse().unwrap();
         let r = routing("A", "B", "s1");
         assert!(Scope::All.includes(&case, None));
-        assert!(Scope::Center("B".into()).includes(&case, Some(&r)));
         assert!(
-            !Scope::Center("A".into()).includes(&case, Some(&r)),
-            "a transfer away leaves the scope"
+            Scope::Center("B".into()).includes(&case, Some(&r)),
+            "a case transferred to a center enters its scope"
         );
+        assert!(
+            Scope::Center("A".into()).includes(&case, Some(&r)),
+            "the home center keeps its case"
+        );
+        assert!(
+            !Scope::Center("B".into()).includes(&case, Some(&routing("A", "C", ""))),
+            "transferred on, the case leaves the center it left"
+        );
+        assert!(!Scope::Center("C".into()).includes(&case, Some(&r)));
         assert!(Scope::Staff("s1".into()).includes(&case, Some(&r)));
         assert!(!Scope::Staff("s2".into()).includes(&case, Some(&r)));
         assert!(Scope::Staff("s2".into()).includes(&catalog, None));

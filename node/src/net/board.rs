@@ -26,6 +26,12 @@ pub struct PeerStatus {
     pub waiting_out: u64,
     /// The peer's head (as last told) minus what we filed.
     pub waiting_in: u64,
+    /// How far the peer acknowledged our feed.
+    #[serde(default)]
+    pub acked_seq: u64,
+    /// How far we filed the peer's feed.
+    #[serde(default)]
+    pub received_seq: u64,
     pub changes_sent: u64,
     pub changes_received: u64,
     pub rejected_by_peer: u64,
@@ -72,6 +78,8 @@ impl Board {
             last_contact_ms: 0,
             waiting_out: 0,
             waiting_in: 0,
+            acked_seq: 0,
+            received_seq: 0,
             changes_sent: 0,
             changes_received: 0,
             rejected_by_peer: 0,
@@ -95,11 +103,18 @@ impl Board {
             let new_waiting_in = stats.peer_head.saturating_sub(stats.received_seq);
             let changed = p.waiting_out != new_waiting_out
                 || p.waiting_in != new_waiting_in
+                || p.acked_seq != stats.acked_by_peer
+                || p.received_seq != stats.received_seq
+                || p.rejected_by_peer != session_base.rejected_by_peer + stats.rejected_by_peer
+                || p.rejected_from_peer
+                    != session_base.rejected_from_peer + stats.rejected_from_peer
                 || p.caught_up != stats.caught_up
                 || p.changes_sent != session_base.changes_sent + stats.changes_sent
                 || p.changes_received != session_base.changes_received + stats.changes_received;
             p.waiting_out = new_waiting_out;
             p.waiting_in = new_waiting_in;
+            p.acked_seq = stats.acked_by_peer;
+            p.received_seq = stats.received_seq;
             p.caught_up = stats.caught_up;
             p.changes_sent = session_base.changes_sent + stats.changes_sent;
             p.changes_received = session_base.changes_received + stats.changes_received;

@@ -127,6 +127,7 @@ pub const MIGRATIONS: &[&str] = &[
     ALTER TABLE rejections ADD COLUMN detail TEXT NOT NULL DEFAULT '';
     CREATE INDEX rejections_by_change ON rejections (doc_id, hash);
     CREATE INDEX pending_by_doc ON pending (doc_id);
+    CREATE INDEX case_by_home ON case_index (home_center);
     CREATE INDEX case_by_current ON case_index (current_center);
     CREATE INDEX case_by_staff ON case_index (assigned_staff) WHERE assigned_staff != '';
     CREATE TABLE peer_docs (

@@ -193,7 +193,7 @@ impl SyncStoreTrait for SyncStore<'_> {
             Some(Scope::Center(c)) => (
                 "SELECT d.doc_id, d.heads, ci.home_center, ci.current_center, ci.assigned_staff
                  FROM docs d LEFT JOIN case_index ci ON ci.doc_id = d.doc_id
-                 WHERE d.kind != 'case' OR ci.current_center = ?1
+                 WHERE d.kind != 'case' OR ci.home_center = ?1 OR ci.current_center = ?1
                  ORDER BY d.doc_id",
                 Some(c.as_str()),
             ),

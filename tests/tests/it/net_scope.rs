@@ -1,7 +1,8 @@
-//! Scopes over real QUIC: a case the hub transfers from one center to another
+//! Scopes over real QUIC: a case the hub transfers from its home center to another
 //! reaches the new center with its whole history (it was never in that center's
-//! feed before), the new center's work on it flows back, and the old center, whose
-//! scope the case left, receives none of it.
+//! feed before); the new center's work flows back to the hub and the home center,
+//! which keeps its case; transferred on to a third center, the case leaves the
+//! second one, which receives none of what follows.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -49,11 +50,10 @@ async fn with_store<R: Send + 'static>(
 
 /// Waits until the node in `there` holds `doc` with the heads it has in `here`.
 async fn same_heads(running: &Running, what: &str, here: &Path, there: &Path, doc: &str) {
-    let boards = [
-        running.hub.board(),
-        running.centers[0].board(),
-        running.centers[1].board(),
-    ];
+    let boards: Vec<_> = std::iter::once(&running.hub)
+        .chain(&running.centers)
+        .map(|n| n.board())
+        .collect();
     wait_for_boards(what, DEADLINE, &boards, async || {
         let (a, b) = (heads(here, doc).await, heads(there, doc).await);
         if a.is_some() && a == b {
@@ -65,99 +65,139 @@ async fn same_heads(running: &Running, what: &str, here: &Path, there: &Path, do
     .await;
 }
 
+async fn transfer(hub: &Path, doc: &str, to_center: &str) {
+    let (doc, to) = (doc.to_owned(), to_center.to_owned());
+    with_store(hub, move |s| {
+        let data = BTreeMap::from([("to_center".to_owned(), to)]);
+        s.case_event(&doc, EventKind::Transferred, "district", "转办", data)
+            .unwrap();
+    })
+    .await;
+}
+
+async fn note(dir: &Path, doc: &str, clerk: &'static str, text: &'static str) {
+    let doc = doc.to_owned();
+    with_store(dir, move |s| {
+        s.case_note(&doc, clerk, text).unwrap();
+    })
+    .await;
+}
+
 #[test]
-fn a_transferred_case_reaches_its_new_center_whole_and_leaves_the_old_one() {
+fn a_transferred_case_reaches_its_new_center_whole_and_leaves_it_when_transferred_on() {
     let root = TempDir::new("net-scope");
     runtime().block_on(async {
-        let layout = district::enroll_district(root.path(), 2, 0).unwrap();
+        let layout = district::enroll_district(root.path(), 3, 0).unwrap();
         let running = district::start(&layout, false).await.unwrap();
-        let (hub, old, new) = (
-            layout.hub.dir.clone(),
-            layout.centers[0].dir.clone(),
-            layout.centers[1].dir.clone(),
-        );
-        let to_center = layout.centers[1].settings.center.clone();
-        let doc = with_store(&old, |s| {
+        let hub = layout.hub.dir.clone();
+        let [home, second, third] = [0, 1, 2].map(|i| {
+            (
+                layout.centers[i].dir.clone(),
+                layout.centers[i].settings.clone(),
+            )
+        });
+        let doc = with_store(&home.0, |s| {
             let items: Vec<String> = s.catalog().unwrap().keys().take(1).cloned().collect();
             let mut rng = yichuang_node::bench::fake::Rng::new(11);
             let req = yichuang_node::bench::fake::case_request(&mut rng, &items, "clerk-a");
-            let doc = s.create_case(&req).unwrap().doc_id.to_string();
-            // A few more changes, so the new center needs history it never saw.
-            s.case_note(&doc, "clerk-a", "材料已收").unwrap();
-            s.case_note(&doc, "clerk-a", "等待补正").unwrap();
-            doc
+            s.create_case(&req).unwrap().doc_id.to_string()
         })
         .await;
-        same_heads(&running, "the case reaches the hub", &old, &hub, &doc).await;
+        // History the second center never saw in its feed.
+        note(&home.0, &doc, "clerk-a", "材料已收").await;
+        note(&home.0, &doc, "clerk-a", "等待补正").await;
+        same_heads(&running, "the case reaches the hub", &home.0, &hub, &doc).await;
         assert_eq!(
-            heads(&new, &doc).await,
+            heads(&second.0, &doc).await,
             None,
-            "not yet in the other center's scope"
+            "not in the second center's scope"
         );
 
-        let d = doc.clone();
-        with_store(&hub, move |s| {
-            let data = BTreeMap::from([("to_center".to_owned(), to_center)]);
-            s.case_event(&d, EventKind::Transferred, "district", "转至邻近中心", data)
-                .unwrap();
-        })
-        .await;
+        transfer(&hub, &doc, &second.1.center).await;
         same_heads(
             &running,
-            "the transferred case reaches its new center",
+            "the case reaches the second center",
             &hub,
-            &new,
+            &second.0,
             &doc,
         )
         .await;
         let d = doc.clone();
-        let view = with_store(&new, move |s| s.case_view(&d, false, "clerk-b").unwrap()).await;
-        assert_eq!(view.current_center, layout.centers[1].settings.center);
+        let view = with_store(&second.0, move |s| {
+            s.case_view(&d, false, "clerk-b").unwrap()
+        })
+        .await;
+        assert_eq!(view.current_center, second.1.center);
         assert_eq!(
             view.notes.len(),
             2,
-            "the history from before the transfer arrived: {:?}",
+            "the history before the transfer: {:?}",
             view.notes
         );
-        assert!(
-            view.events
-                .iter()
-                .any(|e| e.kind == EventKind::Transferred.as_str())
-        );
 
-        let d = doc.clone();
-        with_store(&new, move |s| {
-            s.case_note(&d, "clerk-b", "已受理转办").unwrap();
-        })
-        .await;
+        note(&second.0, &doc, "clerk-b", "已受理转办").await;
         same_heads(
             &running,
-            "the new center's work reaches the hub",
-            &new,
+            "the second center's work reaches the hub",
+            &second.0,
             &hub,
             &doc,
         )
         .await;
+        same_heads(&running, "and the home center", &hub, &home.0, &doc).await;
 
-        // The old center has acknowledged the hub's whole feed, and the case's later
-        // changes were not in it.
-        let old_id = layout.centers[0].settings.node_id;
+        transfer(&hub, &doc, &third.1.center).await;
+        same_heads(
+            &running,
+            "the case reaches the third center",
+            &hub,
+            &third.0,
+            &doc,
+        )
+        .await;
+        note(&third.0, &doc, "clerk-c", "办理中").await;
+        same_heads(
+            &running,
+            "the third center's work reaches the hub",
+            &third.0,
+            &hub,
+            &doc,
+        )
+        .await;
+        same_heads(&running, "and the home center", &hub, &home.0, &doc).await;
+
+        // The second center has acknowledged the hub's whole feed, and the case's
+        // changes after it left were not in it.
+        let second_id = second.1.node_id;
+        let hub_head = with_store(&hub, |s| s.feed_head().unwrap()).await;
         wait_for_boards(
-            "the old center catches up",
+            "the second center acknowledges the hub's whole feed",
             DEADLINE,
             &[running.hub.board()],
             async || {
-                let p = running.hub.board().snapshot();
-                match p.iter().find(|p| p.node_id == old_id) {
-                    Some(p) if p.connected && p.caught_up && p.waiting_out == 0 => Ok(()),
+                let peers = running.hub.board().snapshot();
+                match peers.iter().find(|p| p.node_id == second_id) {
+                    Some(p) if p.acked_seq >= hub_head => Ok(()),
                     other => Err(format!("{other:?}")),
                 }
             },
         )
         .await;
-        let (at_old, at_hub) = (heads(&old, &doc).await, heads(&hub, &doc).await);
-        assert!(at_old.is_some());
-        assert_ne!(at_old, at_hub, "the case left the old center's scope");
+        let d = doc.clone();
+        let view = with_store(&second.0, move |s| {
+            s.case_view(&d, false, "clerk-b").unwrap()
+        })
+        .await;
+        assert_eq!(
+            view.current_center, second.1.center,
+            "it never learnt of the second transfer"
+        );
+        assert_eq!(
+            view.notes.len(),
+            3,
+            "nothing after it left: {:?}",
+            view.notes
+        );
 
         let refused: i64 = with_store(&hub, |s| {
             s.connection()
@@ -165,7 +205,7 @@ fn a_transferred_case_reaches_its_new_center_whole_and_leaves_the_old_one() {
                 .unwrap()
         })
         .await;
-        assert_eq!(refused, 0, "every change was the writer's to make");
+        assert_eq!(refused, 0, "every change was its writer's to make");
         running.shutdown().await;
     });
 }
