@@ -1,5 +1,6 @@
 //! The `yichuang` command line: argument definitions and their dispatch.
 
+mod backup;
 mod calendar;
 mod case;
 pub mod http;
@@ -88,6 +89,10 @@ pub enum Command {
     Serve(net::ServeArgs),
     /// The node, its peers, what waits to be sent or received, conflicts.
     Status(net::StatusArgs),
+    /// Write a consistent copy of the node's data file (safe while `serve` runs).
+    Backup(backup::BackupArgs),
+    /// Put a backup back in place (the node stopped); its peers then reconcile with it.
+    Restore(backup::RestoreArgs),
     /// Measure the node against its performance targets.
     Bench {
         #[command(subcommand)]
@@ -156,6 +161,8 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Revoke(args) => net::revoke(args),
         Command::Serve(args) => net::serve(args),
         Command::Status(args) => net::status(args),
+        Command::Backup(args) => backup::backup(args),
+        Command::Restore(args) => backup::restore(args),
         Command::Bench { command } => crate::bench::run(command),
     }
 }

@@ -265,7 +265,7 @@ pub struct Status {
     pub peers: Vec<StatusPeer>,
 }
 
-fn pid_alive(pid: u32) -> bool {
+pub(super) fn pid_alive(pid: u32) -> bool {
     std::path::Path::new("/proc").join(pid.to_string()).exists()
 }
 

@@ -6,6 +6,7 @@
 //! synchronous and blocking: async code calls it from a blocking thread.
 
 mod actor;
+pub mod backup;
 mod cases;
 pub mod dashboard;
 pub mod docs;

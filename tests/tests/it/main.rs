@@ -10,6 +10,7 @@ mod net_demo;
 mod net_faults;
 mod net_multiprocess;
 mod net_refusal;
+mod net_restore;
 mod net_scope;
 mod restore;
 mod rules_calendar;
