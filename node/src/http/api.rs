@@ -14,6 +14,7 @@ use yichuang_shared::validate;
 
 use super::auth::Clerk;
 use super::error::{ApiJson, ApiQuery, ErrorBody};
+use super::roles::{Action, Allowed, ToResolve, require};
 use super::{ApiError, AppState};
 use crate::store::dashboard::{DUE_LIST_MAX, Dashboard, DeadlineRow};
 use crate::store::{CaseFilter, CaseRow, CreateCase, Due, Store, StoreError, SyncStatus, now_ms};
@@ -529,6 +530,7 @@ pub async fn create_case(
     Clerk(user): Clerk,
     ApiJson(body): ApiJson<CreateCaseBody>,
 ) -> Result<(StatusCode, Json<CaseDetail>), ApiError> {
+    require(&user, Action::Register)?;
     let req = create_request(body, &user.name)?;
     let detail = state
         .store
@@ -557,6 +559,7 @@ pub struct ShowQuery {
     params(("case" = String, Path, description = "Case number or document id"), ShowQuery),
     security(("bearer" = [])),
     responses((status = 200, body = CaseDetail), (status = 401, body = ErrorBody),
+        (status = 403, description = "`reveal` needs the supervisor role", body = ErrorBody),
         (status = 404, description = "No such case", body = ErrorBody)))]
 pub async fn get_case(
     State(state): State<AppState>,
@@ -566,6 +569,9 @@ pub async fn get_case(
 ) -> Result<Json<CaseDetail>, ApiError> {
     check_key(&key)?;
     let reveal = query.reveal;
+    if reveal {
+        require(&user, Action::Reveal).map_err(|e| e.field("reveal"))?;
+    }
     let detail = state
         .store
         .call(move |s| -> Result<CaseDetail, ApiError> {
@@ -606,6 +612,7 @@ pub async fn add_event(
     Path(key): Path<String>,
     ApiJson(body): ApiJson<EventBody>,
 ) -> Result<Json<CaseDetail>, ApiError> {
+    require(&user, Action::Advance)?;
     check_key(&key)?;
     let kind: EventKind =
         body.kind
@@ -650,6 +657,7 @@ pub async fn edit_case(
     Path(key): Path<String>,
     ApiJson(body): ApiJson<EditBody>,
 ) -> Result<Json<CaseDetail>, ApiError> {
+    require(&user, Action::Edit)?;
     check_key(&key)?;
     if body.set.is_empty() || body.set.len() > EDITS_MAX {
         return Err(ApiError::invalid(
@@ -687,12 +695,13 @@ pub struct ResolveBody {
     params(("case" = String, Path, description = "Case number or document id")),
     security(("bearer" = [])),
     responses((status = 200, body = CaseDetail), (status = 401, body = ErrorBody),
+        (status = 403, description = "Resolving needs the supervisor role", body = ErrorBody),
         (status = 404, body = ErrorBody),
         (status = 409, description = "No such conflict on the case", body = ErrorBody),
         (status = 422, description = "Neither or both of field and event_id", body = ErrorBody)))]
 pub async fn resolve(
     State(state): State<AppState>,
-    Clerk(user): Clerk,
+    Allowed(user, _): Allowed<ToResolve>,
     Path(key): Path<String>,
     ApiJson(body): ApiJson<ResolveBody>,
 ) -> Result<Json<CaseDetail>, ApiError> {

@@ -210,6 +210,9 @@ pub struct Me {
     pub center: String,
     #[schema(value_type = String)]
     pub node_role: yichuang_shared::ids::Role,
+    /// What this role may do: register, advance, edit, reveal, resolve, report.
+    #[schema(value_type = Vec<String>)]
+    pub permissions: Vec<&'static str>,
 }
 
 /// Who is signed in, on which node.
@@ -222,6 +225,7 @@ pub async fn api_me(State(state): State<AppState>, Clerk(user): Clerk) -> Json<M
         node: state.node.name.clone(),
         center: state.node.center.clone(),
         node_role: state.node.role,
+        permissions: super::roles::permissions(user.role),
     })
 }
 

@@ -12,6 +12,7 @@ mod metrics;
 mod openapi;
 mod pages;
 mod report;
+mod roles;
 mod sse;
 
 use std::net::SocketAddr;

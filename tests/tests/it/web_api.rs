@@ -34,6 +34,12 @@ fn center() -> Node {
     }
 }
 
+/// Adds an account with `role` to the node and signs it in.
+fn signed_in(n: &Node, name: &str, role: &str) -> Api {
+    add_user(&n.dir, name, role, PASSWORD);
+    n.server.client().login(name, PASSWORD)
+}
+
 fn first_item(api: &Api) -> Value {
     let r = api.get("/api/catalog");
     r.expect(200);
@@ -443,8 +449,9 @@ fn case_detail_steps_reveal_and_edits() {
         accepted.text
     );
 
-    // Reveal: the full number, and an audit event naming the clerk.
-    let revealed = n.api.get(&format!("{path}?reveal=true"));
+    // Reveal: the full number, and an audit event naming the supervisor.
+    let sup = signed_in(&n, "S001", "supervisor");
+    let revealed = sup.get(&format!("{path}?reveal=true"));
     revealed.expect(200);
     assert_eq!(revealed.json["case"]["applicant"]["id_no"], ID);
     let audit = n.api.get(&path);
@@ -459,7 +466,7 @@ fn case_detail_steps_reveal_and_edits() {
         .filter(|e| e["kind"] == "id_revealed")
         .collect();
     assert_eq!(reveals.len(), 1);
-    assert_eq!(reveals[0]["clerk"], "C007");
+    assert_eq!(reveals[0]["clerk"], "S001");
 
     // Edits.
     let edited = n
@@ -577,29 +584,7 @@ fn copy_case(from: &mut Store, to: &mut Store, doc_id: &str) {
 fn conflicts_are_listed_with_every_value_and_resolved_by_a_person() {
     let n = center();
     let code = first_item(&n.api)["code"].as_str().unwrap().to_owned();
-    let created = register(&n.api, &code);
-    let case_no = created["case_no"].as_str().unwrap().to_owned();
-    let doc_id = created["doc_id"].as_str().unwrap().to_owned();
-
-    // The hub gets the case, then both sides change the phone while apart.
-    let hub_dir = TempDir::new("web-hub");
-    let h = init_node(hub_dir.path(), "hub", None);
-    let mut hub = Store::open(std::path::Path::new(&h)).unwrap();
-    let mut center = Store::open(std::path::Path::new(&n.dir)).unwrap();
-    copy_case(&mut center, &mut hub, &doc_id);
-    hub.case_edit(
-        &case_no,
-        "H001",
-        &[("applicant.phone".into(), "13700137000".into())],
-    )
-    .unwrap();
-    n.api
-        .patch(
-            &format!("/api/cases/{case_no}"),
-            &json!({"set": {"applicant.phone": "13900139000"}}),
-        )
-        .expect(200);
-    copy_case(&mut hub, &mut center, &doc_id);
+    let case_no = phone_conflict(&n, &register(&n.api, &code));
 
     let q = n.api.get("/api/conflicts");
     q.expect(200);
@@ -632,19 +617,17 @@ fn conflicts_are_listed_with_every_value_and_resolved_by_a_person() {
     assert_eq!(listed.json["cases"][0]["conflicts"], 1);
 
     let resolve = format!("/api/cases/{case_no}/resolve");
-    n.api.post(&resolve, &json!({})).expect(422);
-    n.api
-        .post(&resolve, &json!({"field": "applicant.phone"}))
+    let sup = signed_in(&n, "S001", "supervisor");
+    sup.post(&resolve, &json!({})).expect(422);
+    sup.post(&resolve, &json!({"field": "applicant.phone"}))
         .expect(422);
-    n.api
-        .post(&resolve, &json!({"field": "applicant.phone", "pick": 9}))
+    sup.post(&resolve, &json!({"field": "applicant.phone", "pick": 9}))
         .expect(422);
-    n.api
-        .post(&resolve, &json!({"field": "applicant.name", "value": "x"}))
+    sup.post(&resolve, &json!({"field": "applicant.name", "value": "x"}))
         .expect(409);
-    n.api.post(&resolve, &json!({"event_id": "e0"})).expect(409);
+    sup.post(&resolve, &json!({"event_id": "e0"})).expect(409);
     let hub_value = values.iter().position(|v| v["clerk"] == "H001").unwrap() + 1;
-    let done = n.api.post(
+    let done = sup.post(
         &resolve,
         &json!({"field": "applicant.phone", "pick": hub_value}),
     );
@@ -652,12 +635,38 @@ fn conflicts_are_listed_with_every_value_and_resolved_by_a_person() {
     assert_eq!(done.json["case"]["conflict_count"], 0);
     assert_eq!(done.json["case"]["applicant"]["phone"], "137****7000");
     assert_eq!(n.api.get("/api/conflicts").json, json!([]));
+    sup.post(
+        &resolve,
+        &json!({"field": "applicant.phone", "value": PHONE}),
+    )
+    .expect(409);
+}
+
+/// Makes a registered case's `applicant.phone` a conflict, as two nodes apart would:
+/// the hub gets the case, its clerk H001 changes the phone while C007 changes it at
+/// the center, and the hub's change arrives. Returns the case number.
+fn phone_conflict(n: &Node, created: &Value) -> String {
+    let case_no = created["case_no"].as_str().unwrap().to_owned();
+    let doc_id = created["doc_id"].as_str().unwrap().to_owned();
+    let hub_dir = TempDir::new("web-hub");
+    let h = init_node(hub_dir.path(), "hub", None);
+    let mut hub = Store::open(std::path::Path::new(&h)).unwrap();
+    let mut center = Store::open(std::path::Path::new(&n.dir)).unwrap();
+    copy_case(&mut center, &mut hub, &doc_id);
+    hub.case_edit(
+        &case_no,
+        "H001",
+        &[("applicant.phone".into(), "13700137000".into())],
+    )
+    .unwrap();
     n.api
-        .post(
-            &resolve,
-            &json!({"field": "applicant.phone", "value": PHONE}),
+        .patch(
+            &format!("/api/cases/{case_no}"),
+            &json!({"set": {"applicant.phone": "13900139000"}}),
         )
-        .expect(409);
+        .expect(200);
+    copy_case(&mut hub, &mut center, &doc_id);
+    case_no
 }
 
 #[test]
@@ -791,6 +800,10 @@ fn report_over_the_api_with_bad_parameters() {
     let n = center();
     let code = first_item(&n.api)["code"].as_str().unwrap().to_owned();
     register(&n.api, &code);
+    let n = Node {
+        api: signed_in(&n, "A001", "admin"),
+        ..n
+    };
     let today =
         yichuang_node::store::cases_fmt_time(yichuang_node::store::now_ms())[..10].to_owned();
     let r = n
@@ -822,4 +835,122 @@ fn report_over_the_api_with_bad_parameters() {
         bad.expect(422);
         assert_eq!(bad.field(), field, "{query}: {}", bad.text);
     }
+}
+
+/// Each role tries each gated action. Clerks register, advance and edit; supervisors
+/// also reveal ID numbers and resolve conflicts; admins also read the report. A
+/// refusal is a 403 JSON error that changes nothing, checked before the input is,
+/// and the pages offer no button the role may not press.
+#[test]
+fn roles_gate_what_each_user_may_do() {
+    let n = center();
+    let code = first_item(&n.api)["code"].as_str().unwrap().to_owned();
+    let users = [
+        ("clerk", n.api.clone()),
+        ("supervisor", signed_in(&n, "S001", "supervisor")),
+        ("admin", signed_in(&n, "A001", "admin")),
+    ];
+    let today =
+        yichuang_node::store::cases_fmt_time(yichuang_node::store::now_ms())[..10].to_owned();
+    for (role, api) in &users {
+        let me = api.get("/api/me");
+        me.expect(200);
+        assert_eq!(me.json["role"], *role);
+        let may = |action: &str| {
+            me.json["permissions"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|p| p == action)
+        };
+        let (supervisor, admin) = (*role != "clerk", *role == "admin");
+        assert_eq!(
+            (
+                may("register"),
+                may("reveal"),
+                may("resolve"),
+                may("report")
+            ),
+            (true, supervisor, supervisor, admin),
+            "{role}: {}",
+            me.text
+        );
+
+        // Every role works cases.
+        let created = api.post("/api/cases", &case_body(&code));
+        created.expect(201);
+        let case_no = created.json["case_no"].as_str().unwrap().to_owned();
+        let path = format!("/api/cases/{case_no}");
+        api.post(&format!("{path}/events"), &json!({"kind": "accepted"}))
+            .expect(200);
+        let edited = api.patch(&path, &json!({"set": {"applicant.address": "云溪路1号"}}));
+        edited.expect(200);
+        assert_eq!(edited.json["case"]["applicant"]["address"], "云溪路1号");
+
+        // Reveal: supervisors and admins; a refused reveal records nothing.
+        let reveal = api.get(&format!("{path}?reveal=true"));
+        let reveals = |api: &Api| {
+            api.get(&path).json["case"]["events"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|e| e["kind"] == "id_revealed")
+                .count()
+        };
+        if supervisor {
+            reveal.expect(200);
+            assert_eq!(reveal.json["case"]["applicant"]["id_no"], ID);
+            assert_eq!(reveals(api), 1, "{role}");
+        } else {
+            reveal.expect(403);
+            assert_eq!(reveal.field(), "reveal");
+            assert!(reveal.message().contains("supervisor"), "{}", reveal.text);
+            assert!(!reveal.text.contains(ID));
+            assert_eq!(reveals(api), 0, "a refused reveal is not recorded");
+        }
+        let page = api.get(&format!("/cases/{case_no}"));
+        page.expect(200);
+        assert_eq!(page.text.contains(r#"id="reveal""#), supervisor, "{role}");
+
+        // Resolve: supervisors and admins; the refusal comes before the body is read.
+        let conflicted = phone_conflict(&n, &created.json);
+        let resolve = format!("/api/cases/{conflicted}/resolve");
+        let queue = api.get("/conflicts");
+        queue.expect(200);
+        assert_eq!(queue.text.contains("data-resolve="), supervisor, "{role}");
+        let pick = api.post(&resolve, &json!({"field": "applicant.phone", "pick": 1}));
+        if supervisor {
+            pick.expect(200);
+            assert_eq!(pick.json["case"]["conflict_count"], 0);
+        } else {
+            pick.expect(403);
+            assert!(pick.message().contains("supervisor"), "{}", pick.text);
+            api.post(&resolve, &json!({})).expect(403);
+            api.send_raw("POST", &resolve, "application/json", b"{")
+                .expect(403);
+            assert!(queue.text.contains("resolve-needs-supervisor"));
+            assert_eq!(
+                api.get(&path).json["case"]["conflict_count"],
+                1,
+                "a refused resolve changes nothing"
+            );
+            // A supervisor clears it, so the next role starts from a clean queue.
+            users[1]
+                .1
+                .post(&resolve, &json!({"field": "applicant.phone", "pick": 1}))
+                .expect(200);
+        }
+
+        // The report: admins only; the refusal comes before the parameters are read.
+        let report = api.get(&format!("/api/report?from={today}&to={today}"));
+        if admin {
+            report.expect(200);
+            assert!(report.json["rows"].is_array(), "{}", report.text);
+        } else {
+            report.expect(403);
+            assert!(report.message().contains("admin"), "{}", report.text);
+            api.get("/api/report?from=never").expect(403);
+        }
+    }
+    assert_eq!(case_count(&n.api), 3);
 }

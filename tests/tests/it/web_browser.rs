@@ -253,6 +253,7 @@ fn clerk_registers_a_case_and_sees_it_reach_the_hub() {
     let center = centers[0].to_str().expect("utf-8 path").to_owned();
     let other = centers[1].to_str().expect("utf-8 path").to_owned();
     add_user(&center, "C007", "clerk", PASSWORD);
+    add_user(&center, "S003", "supervisor", PASSWORD);
     add_user(&hub, "D001", "supervisor", PASSWORD);
     // The center runs; the hub is stopped.
     let center_srv = serve(&centers[0]);
@@ -322,13 +323,12 @@ fn clerk_registers_a_case_and_sees_it_reach_the_hub() {
             el(&c, "#step-accepted").await.click().await.unwrap();
             wait_text(&c, "#case-status", "已受理").await;
 
-            // A deliberate reveal shows the full number (and is audited).
-            el(&c, "#reveal").await.click().await.unwrap();
-            c.accept_alert().await.expect("the reveal asks first");
-            wait_text(&c, "#applicant-id", ID).await;
-            c.refresh().await.unwrap();
-            wait_text(&c, "#events", "查看完整证件号").await;
-            assert_eq!(text(&c, "#applicant-id").await, "110105********002X");
+            // A clerk is not offered the reveal: it is a supervisor's.
+            assert!(
+                c.find(Locator::Css("#reveal")).await.is_err(),
+                "a clerk has no reveal button"
+            );
+            assert!(text(&c, "#reveal-note").await.contains("主管"));
 
             // The list marks it too, while the hub does not have it.
             c.goto(&format!("{}/cases", center_srv.base)).await.unwrap();
@@ -383,9 +383,28 @@ fn clerk_registers_a_case_and_sees_it_reach_the_hub() {
                 card.contains("137****7000") && card.contains("139****9000"),
                 "{card}"
             );
+            // The clerk sees the conflict but no button to settle it.
+            el(&c, "#resolve-needs-supervisor").await;
+            assert!(c.find(Locator::Css("button[data-resolve]")).await.is_err());
+
+            // The center's supervisor settles it, then reveals the ID (audited).
+            el(&c, "header .who button").await.click().await.unwrap();
+            login(&c, &center_srv.base, "S003", None).await;
+            c.goto(&format!("{}/conflicts", center_srv.base))
+                .await
+                .unwrap();
             shot(&c, "07-conflict-queue").await;
             el(&c, "button[data-resolve]").await.click().await.unwrap();
             el(&c, "#no-conflicts").await;
+            c.goto(&format!("{}/cases/{case_no}", center_srv.base))
+                .await
+                .unwrap();
+            el(&c, "#reveal").await.click().await.unwrap();
+            c.accept_alert().await.expect("the reveal asks first");
+            wait_text(&c, "#applicant-id", ID).await;
+            c.refresh().await.unwrap();
+            wait_text(&c, "#events", "查看完整证件号").await;
+            assert_eq!(text(&c, "#applicant-id").await, "110105********002X");
 
             // More cases from two centers, so the dashboard has a hall to show.
             {
