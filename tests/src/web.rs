@@ -8,6 +8,10 @@ use std::time::Duration;
 
 use serde_json::Value;
 
+use tokio_util::sync::CancellationToken;
+use yichuang_node::http::{self, AppState};
+use yichuang_node::store::Store;
+
 use crate::bin;
 
 /// How long a server gets to print its address; a debug build starts in well under 1 s.
@@ -102,6 +106,71 @@ impl Drop for Server {
     }
 }
 
+/// A node's HTTP side served inside the test process, on its own runtime thread, so a
+/// test can reach into its state (a fake clock for the login throttle). Stops on drop.
+#[derive(Debug)]
+pub struct InProcess {
+    pub base: String,
+    cancel: CancellationToken,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl InProcess {
+    /// Serves the node in `dir` on a free loopback port; `adjust` may change the state first.
+    pub fn start(dir: &str, adjust: impl FnOnce(&mut AppState) + Send + 'static) -> InProcess {
+        let store = Store::open(std::path::Path::new(dir)).expect("opening the node's store");
+        let cancel = CancellationToken::new();
+        let (tx, rx) = mpsc::channel();
+        let stop = cancel.clone();
+        let thread = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .expect("runtime");
+            runtime.block_on(async move {
+                let mut state = AppState::start(store, stop.clone())
+                    .await
+                    .expect("starting the HTTP state");
+                adjust(&mut state);
+                let listener = http::bind("127.0.0.1:0".parse().expect("address"))
+                    .await
+                    .expect("binding");
+                let addr = listener.local_addr().expect("local address");
+                let _ = tx.send(format!("http://{addr}"));
+                http::serve_on(listener, state, stop)
+                    .await
+                    .expect("serving");
+            });
+        });
+        let base = rx
+            .recv_timeout(START_DEADLINE)
+            .expect("the in-process server did not start");
+        InProcess {
+            base,
+            cancel,
+            thread: Some(thread),
+        }
+    }
+
+    pub fn client(&self) -> Api {
+        Api {
+            base: self.base.clone(),
+            token: None,
+            agent: agent(),
+        }
+    }
+}
+
+impl Drop for InProcess {
+    fn drop(&mut self) {
+        self.cancel.cancel();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
 fn agent() -> ureq::Agent {
     ureq::Agent::config_builder()
         .http_status_as_error(false)
@@ -120,6 +189,7 @@ pub struct Reply {
     pub content_type: String,
     pub set_cookie: Option<String>,
     pub location: Option<String>,
+    pub retry_after: Option<String>,
 }
 
 impl Reply {
@@ -175,6 +245,7 @@ fn reply(resp: Result<ureq::http::Response<ureq::Body>, ureq::Error>) -> Reply {
     let content_type = header("content-type").unwrap_or_default();
     let set_cookie = header("set-cookie");
     let location = header("location");
+    let retry_after = header("retry-after");
     let status = resp.status().as_u16();
     let text = resp.body_mut().read_to_string().unwrap_or_default();
     let json = serde_json::from_str(&text).unwrap_or(Value::Null);
@@ -185,6 +256,7 @@ fn reply(resp: Result<ureq::http::Response<ureq::Body>, ureq::Error>) -> Reply {
         content_type,
         set_cookie,
         location,
+        retry_after,
     }
 }
 

@@ -3,10 +3,14 @@
 //! transitions, oversized bodies, no session, wrong passwords). Every failure must
 //! be a JSON error with the right status, and must change nothing.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+
 use automerge::Change;
 use serde_json::{Value, json};
+use yichuang_node::http::throttle::{LOGIN_FAILURES_MAX, LOGIN_WINDOW_MS, LoginGuard, LoginLimits};
 use yichuang_node::store::Store;
-use yichuang_tests::web::{Api, PASSWORD, Server, add_user};
+use yichuang_tests::web::{Api, InProcess, PASSWORD, Server, add_user};
 use yichuang_tests::{TempDir, fails, init_node, json, ok};
 
 const ID: &str = "11010519491231002X";
@@ -953,4 +957,84 @@ fn roles_gate_what_each_user_may_do() {
         }
     }
     assert_eq!(case_count(&n.api), 3);
+}
+
+/// Five wrong passwords for a name lock it for the window, even against the right
+/// password, with a 429 that says when to retry; a success clears the count; a name
+/// without an account locks the same way, with the same answer. The throttle's clock
+/// is the test's, so the window passes without waiting.
+#[test]
+fn repeated_wrong_passwords_lock_the_name_until_the_window_passes() {
+    let dir = TempDir::new("web-lock");
+    let d = init_node(dir.path(), "center", Some("003"));
+    add_user(&d, "C007", "clerk", PASSWORD);
+    add_user(&d, "C008", "clerk", PASSWORD);
+    let now = Arc::new(AtomicI64::new(1_767_225_600_000)); // 2026-01-01 08:00 China time
+    let clock = now.clone();
+    let server = InProcess::start(&d, move |state| {
+        state.login_guard = Arc::new(LoginGuard::new(
+            LoginLimits::default(),
+            Arc::new(move || clock.load(Ordering::SeqCst)),
+        ));
+    });
+    let anon = server.client();
+    let attempt = |name: &str, password: &str| {
+        anon.post("/api/login", &json!({"name": name, "password": password}))
+    };
+    let max = LOGIN_FAILURES_MAX as usize;
+
+    // One short of the limit, then the right password: in, and the count starts over.
+    for _ in 0..max - 1 {
+        attempt("C007", "wrong-password").expect(401);
+    }
+    attempt("C007", PASSWORD).expect(200);
+    for _ in 0..max {
+        attempt("C007", "wrong-password").expect(401);
+    }
+    // Now locked, the right password included.
+    let locked = attempt("C007", PASSWORD);
+    locked.expect(429);
+    assert_eq!(locked.field(), "name");
+    let wait_s = (LOGIN_WINDOW_MS / 1000).to_string();
+    assert!(
+        locked
+            .message()
+            .contains("try again after 2026-01-01 08:15")
+            && locked.message().contains(&format!("in {wait_s} s")),
+        "{}",
+        locked.text
+    );
+    assert_eq!(locked.retry_after.as_deref(), Some(wait_s.as_str()));
+    assert!(locked.set_cookie.is_none(), "no session while locked");
+    // The login page refuses too.
+    let page = anon.send_raw(
+        "POST",
+        "/login",
+        "application/x-www-form-urlencoded",
+        format!("name=C007&password={PASSWORD}").as_bytes(),
+    );
+    assert_eq!(page.status, 429, "{}", page.text);
+    assert!(page.text.contains("已暂时锁定") && page.set_cookie.is_none());
+    // Other names are not affected.
+    attempt("C008", PASSWORD).expect(200);
+
+    // A name with no account locks alike and gets the same answer, so the refusal
+    // tells nothing about which names exist.
+    for _ in 0..max {
+        attempt("nobody", "wrong-password").expect(401);
+    }
+    let unknown = attempt("nobody", PASSWORD);
+    unknown.expect(429);
+    assert_eq!(unknown.text, locked.text);
+    assert_eq!(unknown.retry_after, locked.retry_after);
+
+    // Until the window passes: one millisecond before, still refused; then in.
+    now.fetch_add(LOGIN_WINDOW_MS - 1, Ordering::SeqCst);
+    let last = attempt("C007", PASSWORD);
+    last.expect(429);
+    assert_eq!(last.retry_after.as_deref(), Some("1"));
+    now.fetch_add(1, Ordering::SeqCst);
+    let me = anon.login("C007", PASSWORD).get("/api/me");
+    me.expect(200);
+    assert_eq!(me.json["name"], "C007");
 }
