@@ -4,8 +4,9 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::{FromRequestParts, Path, State};
 use axum::http::StatusCode;
+use axum::http::request::Parts;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use yichuang_shared::case::{ApplicantKind, CaseView, EventKind, FieldConflict, Party, Status};
@@ -96,11 +97,50 @@ fn check_len(field: &str, value: &str, max: usize) -> Result<(), ApiError> {
     Ok(())
 }
 
-fn check_key(key: &str) -> Result<(), ApiError> {
-    if key.is_empty() || key.chars().count() > CASE_KEY_MAX_CHARS {
-        return Err(ApiError::not_found(format!("no case {key:?} on this node")));
+/// The case a path names (case number or document id); a key no case can have is a
+/// 404 before anything else is read.
+#[derive(Debug)]
+pub struct CaseKey(pub String);
+
+impl<S: Send + Sync> FromRequestParts<S> for CaseKey {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        let Path(key) = Path::<String>::from_request_parts(parts, state)
+            .await
+            .map_err(|e| ApiError::not_found(e.body_text()))?;
+        if key.is_empty() || key.chars().count() > CASE_KEY_MAX_CHARS {
+            return Err(ApiError::not_found(format!("no case {key:?} on this node")));
+        }
+        Ok(CaseKey(key))
     }
-    Ok(())
+}
+
+/// Runs `f` on one case on the store thread and answers the case's detail as it
+/// stands afterwards: the one lookup every case handler shares.
+async fn with_case(
+    state: &AppState,
+    key: String,
+    f: impl FnOnce(&mut Store, &str) -> Result<CaseView, ApiError> + Send + 'static,
+) -> Result<CaseDetail, ApiError> {
+    state
+        .store
+        .call(move |s| -> Result<CaseDetail, ApiError> {
+            let view = f(s, &key)?;
+            case_detail(s, &key, view)
+        })
+        .await?
+}
+
+/// [`with_case`] for a change: also wakes the sync banner, which now counts it.
+async fn change_case(
+    state: &AppState,
+    key: String,
+    f: impl FnOnce(&mut Store, &str) -> Result<CaseView, ApiError> + Send + 'static,
+) -> Result<Json<CaseDetail>, ApiError> {
+    let detail = with_case(state, key, f).await?;
+    state.refresh_sync();
+    Ok(Json(detail))
 }
 
 #[derive(Debug, Clone, Copy, Deserialize, ToSchema, PartialEq, Eq)]
@@ -564,21 +604,17 @@ pub struct ShowQuery {
 pub async fn get_case(
     State(state): State<AppState>,
     Clerk(user): Clerk,
-    Path(key): Path<String>,
+    CaseKey(key): CaseKey,
     ApiQuery(query): ApiQuery<ShowQuery>,
 ) -> Result<Json<CaseDetail>, ApiError> {
-    check_key(&key)?;
     let reveal = query.reveal;
     if reveal {
         require(&user, Action::Reveal).map_err(|e| e.field("reveal"))?;
     }
-    let detail = state
-        .store
-        .call(move |s| -> Result<CaseDetail, ApiError> {
-            let view = s.case_view(&key, reveal, &user.name)?;
-            case_detail(s, &key, view)
-        })
-        .await??;
+    let detail = with_case(&state, key, move |s, key| {
+        Ok(s.case_view(key, reveal, &user.name)?)
+    })
+    .await?;
     if reveal {
         tracing::info!(case = %detail.case_no, "id number revealed (audited)");
         state.refresh_sync();
@@ -609,11 +645,10 @@ pub struct EventBody {
 pub async fn add_event(
     State(state): State<AppState>,
     Clerk(user): Clerk,
-    Path(key): Path<String>,
+    CaseKey(key): CaseKey,
     ApiJson(body): ApiJson<EventBody>,
 ) -> Result<Json<CaseDetail>, ApiError> {
     require(&user, Action::Advance)?;
-    check_key(&key)?;
     let kind: EventKind =
         body.kind
             .parse()
@@ -626,15 +661,10 @@ pub async fn add_event(
             format!("{kind} is recorded by the node itself, not requested"),
         ));
     }
-    let detail = state
-        .store
-        .call(move |s| -> Result<CaseDetail, ApiError> {
-            let view = s.case_event(&key, kind, &user.name, &body.note, body.data)?;
-            case_detail(s, &key, view)
-        })
-        .await??;
-    state.refresh_sync();
-    Ok(Json(detail))
+    change_case(&state, key, move |s, key| {
+        Ok(s.case_event(key, kind, &user.name, &body.note, body.data)?)
+    })
+    .await
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -654,11 +684,10 @@ pub struct EditBody {
 pub async fn edit_case(
     State(state): State<AppState>,
     Clerk(user): Clerk,
-    Path(key): Path<String>,
+    CaseKey(key): CaseKey,
     ApiJson(body): ApiJson<EditBody>,
 ) -> Result<Json<CaseDetail>, ApiError> {
     require(&user, Action::Edit)?;
-    check_key(&key)?;
     if body.set.is_empty() || body.set.len() > EDITS_MAX {
         return Err(ApiError::invalid(
             "set",
@@ -666,15 +695,10 @@ pub async fn edit_case(
         ));
     }
     let sets: Vec<(String, String)> = body.set.into_iter().collect();
-    let detail = state
-        .store
-        .call(move |s| -> Result<CaseDetail, ApiError> {
-            let view = s.case_edit(&key, &user.name, &sets)?;
-            case_detail(s, &key, view)
-        })
-        .await??;
-    state.refresh_sync();
-    Ok(Json(detail))
+    change_case(&state, key, move |s, key| {
+        Ok(s.case_edit(key, &user.name, &sets)?)
+    })
+    .await
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -702,10 +726,9 @@ pub struct ResolveBody {
 pub async fn resolve(
     State(state): State<AppState>,
     Allowed(user, _): Allowed<ToResolve>,
-    Path(key): Path<String>,
+    CaseKey(key): CaseKey,
     ApiJson(body): ApiJson<ResolveBody>,
 ) -> Result<Json<CaseDetail>, ApiError> {
-    check_key(&key)?;
     enum Pick {
         Field(String, String),
         Numbered(String, usize),
@@ -725,22 +748,17 @@ pub async fn resolve(
             ));
         }
     };
-    let detail = state
-        .store
-        .call(move |s| -> Result<CaseDetail, ApiError> {
-            let view = match pick {
-                Pick::Field(f, v) => s.case_resolve_field(&key, &user.name, &f, &v)?,
-                Pick::Numbered(f, n) => {
-                    let value = listed_value(s, &key, &f, n)?;
-                    s.case_resolve_field(&key, &user.name, &f, &value)?
-                }
-                Pick::Event(e) => s.case_acknowledge(&key, &user.name, &e)?,
-            };
-            case_detail(s, &key, view)
+    change_case(&state, key, move |s, key| {
+        Ok(match pick {
+            Pick::Field(f, v) => s.case_resolve_field(key, &user.name, &f, &v)?,
+            Pick::Numbered(f, n) => {
+                let value = listed_value(s, key, &f, n)?;
+                s.case_resolve_field(key, &user.name, &f, &value)?
+            }
+            Pick::Event(e) => s.case_acknowledge(key, &user.name, &e)?,
         })
-        .await??;
-    state.refresh_sync();
-    Ok(Json(detail))
+    })
+    .await
 }
 
 /// The `n`-th (1-based) concurrent value of a conflicting field, unmasked: it is
