@@ -19,6 +19,9 @@ const START_DEADLINE: Duration = Duration::from_secs(30);
 /// Every HTTP call of a test finishes within this, or the test fails.
 const CALL_DEADLINE: Duration = Duration::from_secs(30);
 
+/// Events a followed stream may hold before its reader waits for the test to take them.
+const EVENTS_QUEUE_MAX: usize = 16;
+
 /// The password every test clerk gets.
 pub const PASSWORD: &str = "counter-pass-1";
 
@@ -336,23 +339,49 @@ impl Api {
 
     /// Reads a server-sent-event stream until the first event named `name`; returns its data.
     pub fn first_event(&self, path: &str, name: &str) -> Value {
-        let resp = self
-            .auth(self.agent.get(format!("{}{path}", self.base)))
-            .call()
-            .expect("event stream");
-        assert_eq!(resp.status().as_u16(), 200);
-        let reader = BufReader::new(resp.into_body().into_reader());
-        let mut current = String::new();
-        for line in reader.lines() {
-            let line = line.expect("reading the event stream");
-            if let Some(ev) = line.strip_prefix("event:") {
-                current = ev.trim().to_owned();
-            } else if let Some(data) = line.strip_prefix("data:")
-                && current == name
-            {
-                return serde_json::from_str(data.trim()).expect("event data is JSON");
+        self.follow_events(path, name, CALL_DEADLINE)
+            .blocking_recv()
+            .unwrap_or_else(|| panic!("{path} ended (or refused) before a {name} event"))
+    }
+
+    /// Follows a server-sent-event stream on a thread of its own: the data of every
+    /// event named `name` arrives on the returned channel, as JSON, until `deadline`
+    /// ends the call or the receiver is dropped. A test awaits it instead of polling.
+    pub fn follow_events(
+        &self,
+        path: &str,
+        name: &str,
+        deadline: Duration,
+    ) -> tokio::sync::mpsc::Receiver<Value> {
+        let (tx, rx) = tokio::sync::mpsc::channel(EVENTS_QUEUE_MAX);
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_global(Some(deadline))
+            .build()
+            .into();
+        let req = self.auth(agent.get(format!("{}{path}", self.base)));
+        let name = name.to_owned();
+        std::thread::spawn(move || {
+            let Ok(resp) = req.call() else { return };
+            if resp.status().as_u16() != 200 {
+                return;
             }
-        }
-        panic!("the stream ended before a {name} event");
+            let reader = BufReader::new(resp.into_body().into_reader());
+            let mut current = String::new();
+            for line in reader.lines() {
+                let Ok(line) = line else { return };
+                if let Some(ev) = line.strip_prefix("event:") {
+                    current = ev.trim().to_owned();
+                } else if let Some(data) = line.strip_prefix("data:")
+                    && current == name
+                {
+                    let value = serde_json::from_str(data.trim()).expect("event data is JSON");
+                    if tx.blocking_send(value).is_err() {
+                        return;
+                    }
+                }
+            }
+        });
+        rx
     }
 }
