@@ -137,13 +137,20 @@ fn locked(until_ms: i64, now_ms: i64) -> ApiError {
 /// argon2 work as a wrong password, so the answer's timing tells nothing; a name
 /// with too many recent wrong passwords is refused before either is looked at.
 pub async fn login(state: &AppState, name: String, password: String) -> Result<Session, ApiError> {
-    state
-        .login_guard
-        .check(&name)
-        .map_err(|(until_ms, now_ms)| locked(until_ms, now_ms))?;
+    let check = || {
+        state
+            .login_guard
+            .check(&name)
+            .map_err(|(until_ms, now_ms)| locked(until_ms, now_ms))
+    };
+    // Before queueing, so a locked name costs no argon2 slot …
+    check()?;
     let Ok(_permit) = state.logins.acquire().await else {
         return Err(ApiError::unavailable());
     };
+    // … and again with the slot held: a burst of guesses queued behind the first
+    // ones must not each get its turn after the name was locked.
+    check()?;
     let lookup = name.clone();
     let found = state
         .store

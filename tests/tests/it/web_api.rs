@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicI64, Ordering};
 
 use automerge::Change;
 use serde_json::{Value, json};
+use yichuang_node::http::LOGINS_IN_FLIGHT_MAX;
 use yichuang_node::http::throttle::{LOGIN_FAILURES_MAX, LOGIN_WINDOW_MS, LoginGuard, LoginLimits};
 use yichuang_node::store::Store;
 use yichuang_tests::web::{Api, InProcess, PASSWORD, Server, add_user};
@@ -1027,6 +1028,22 @@ fn repeated_wrong_passwords_lock_the_name_until_the_window_passes() {
     unknown.expect(429);
     assert_eq!(unknown.text, locked.text);
     assert_eq!(unknown.retry_after, locked.retry_after);
+
+    // A burst of guesses at once gets no more tries than the limit (plus the ones
+    // already checking when the lock fell); the rest are refused.
+    let burst: Vec<u16> = std::thread::scope(|scope| {
+        let tries: Vec<_> = (0..4 * max)
+            .map(|_| scope.spawn(|| attempt("burst", "wrong-password").status))
+            .collect();
+        tries.into_iter().map(|t| t.join().unwrap()).collect()
+    });
+    let refused = burst.iter().filter(|s| **s == 429).count();
+    let checked = burst.iter().filter(|s| **s == 401).count();
+    assert_eq!(refused + checked, burst.len(), "{burst:?}");
+    assert!(
+        checked <= max + LOGINS_IN_FLIGHT_MAX - 1,
+        "{checked} guesses were checked: {burst:?}"
+    );
 
     // Until the window passes: one millisecond before, still refused; then in.
     now.fetch_add(LOGIN_WINDOW_MS - 1, Ordering::SeqCst);
