@@ -8,12 +8,19 @@ use std::time::Duration;
 
 use serde_json::Value;
 
+use tokio_util::sync::CancellationToken;
+use yichuang_node::http::{self, AppState};
+use yichuang_node::store::Store;
+
 use crate::bin;
 
 /// How long a server gets to print its address; a debug build starts in well under 1 s.
 const START_DEADLINE: Duration = Duration::from_secs(30);
 /// Every HTTP call of a test finishes within this, or the test fails.
 const CALL_DEADLINE: Duration = Duration::from_secs(30);
+
+/// Events a followed stream may hold before its reader waits for the test to take them.
+const EVENTS_QUEUE_MAX: usize = 16;
 
 /// The password every test clerk gets.
 pub const PASSWORD: &str = "counter-pass-1";
@@ -102,6 +109,71 @@ impl Drop for Server {
     }
 }
 
+/// A node's HTTP side served inside the test process, on its own runtime thread, so a
+/// test can reach into its state (a fake clock for the login throttle). Stops on drop.
+#[derive(Debug)]
+pub struct InProcess {
+    pub base: String,
+    cancel: CancellationToken,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl InProcess {
+    /// Serves the node in `dir` on a free loopback port; `adjust` may change the state first.
+    pub fn start(dir: &str, adjust: impl FnOnce(&mut AppState) + Send + 'static) -> InProcess {
+        let store = Store::open(std::path::Path::new(dir)).expect("opening the node's store");
+        let cancel = CancellationToken::new();
+        let (tx, rx) = mpsc::channel();
+        let stop = cancel.clone();
+        let thread = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .expect("runtime");
+            runtime.block_on(async move {
+                let mut state = AppState::start(store, stop.clone())
+                    .await
+                    .expect("starting the HTTP state");
+                adjust(&mut state);
+                let listener = http::bind("127.0.0.1:0".parse().expect("address"))
+                    .await
+                    .expect("binding");
+                let addr = listener.local_addr().expect("local address");
+                let _ = tx.send(format!("http://{addr}"));
+                http::serve_on(listener, state, stop)
+                    .await
+                    .expect("serving");
+            });
+        });
+        let base = rx
+            .recv_timeout(START_DEADLINE)
+            .expect("the in-process server did not start");
+        InProcess {
+            base,
+            cancel,
+            thread: Some(thread),
+        }
+    }
+
+    pub fn client(&self) -> Api {
+        Api {
+            base: self.base.clone(),
+            token: None,
+            agent: agent(),
+        }
+    }
+}
+
+impl Drop for InProcess {
+    fn drop(&mut self) {
+        self.cancel.cancel();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
 fn agent() -> ureq::Agent {
     ureq::Agent::config_builder()
         .http_status_as_error(false)
@@ -120,6 +192,7 @@ pub struct Reply {
     pub content_type: String,
     pub set_cookie: Option<String>,
     pub location: Option<String>,
+    pub retry_after: Option<String>,
 }
 
 impl Reply {
@@ -175,6 +248,7 @@ fn reply(resp: Result<ureq::http::Response<ureq::Body>, ureq::Error>) -> Reply {
     let content_type = header("content-type").unwrap_or_default();
     let set_cookie = header("set-cookie");
     let location = header("location");
+    let retry_after = header("retry-after");
     let status = resp.status().as_u16();
     let text = resp.body_mut().read_to_string().unwrap_or_default();
     let json = serde_json::from_str(&text).unwrap_or(Value::Null);
@@ -185,6 +259,7 @@ fn reply(resp: Result<ureq::http::Response<ureq::Body>, ureq::Error>) -> Reply {
         content_type,
         set_cookie,
         location,
+        retry_after,
     }
 }
 
@@ -264,23 +339,49 @@ impl Api {
 
     /// Reads a server-sent-event stream until the first event named `name`; returns its data.
     pub fn first_event(&self, path: &str, name: &str) -> Value {
-        let resp = self
-            .auth(self.agent.get(format!("{}{path}", self.base)))
-            .call()
-            .expect("event stream");
-        assert_eq!(resp.status().as_u16(), 200);
-        let reader = BufReader::new(resp.into_body().into_reader());
-        let mut current = String::new();
-        for line in reader.lines() {
-            let line = line.expect("reading the event stream");
-            if let Some(ev) = line.strip_prefix("event:") {
-                current = ev.trim().to_owned();
-            } else if let Some(data) = line.strip_prefix("data:")
-                && current == name
-            {
-                return serde_json::from_str(data.trim()).expect("event data is JSON");
+        self.follow_events(path, name, CALL_DEADLINE)
+            .blocking_recv()
+            .unwrap_or_else(|| panic!("{path} ended (or refused) before a {name} event"))
+    }
+
+    /// Follows a server-sent-event stream on a thread of its own: the data of every
+    /// event named `name` arrives on the returned channel, as JSON, until `deadline`
+    /// ends the call or the receiver is dropped. A test awaits it instead of polling.
+    pub fn follow_events(
+        &self,
+        path: &str,
+        name: &str,
+        deadline: Duration,
+    ) -> tokio::sync::mpsc::Receiver<Value> {
+        let (tx, rx) = tokio::sync::mpsc::channel(EVENTS_QUEUE_MAX);
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_global(Some(deadline))
+            .build()
+            .into();
+        let req = self.auth(agent.get(format!("{}{path}", self.base)));
+        let name = name.to_owned();
+        std::thread::spawn(move || {
+            let Ok(resp) = req.call() else { return };
+            if resp.status().as_u16() != 200 {
+                return;
             }
-        }
-        panic!("the stream ended before a {name} event");
+            let reader = BufReader::new(resp.into_body().into_reader());
+            let mut current = String::new();
+            for line in reader.lines() {
+                let Ok(line) = line else { return };
+                if let Some(ev) = line.strip_prefix("event:") {
+                    current = ev.trim().to_owned();
+                } else if let Some(data) = line.strip_prefix("data:")
+                    && current == name
+                {
+                    let value = serde_json::from_str(data.trim()).expect("event data is JSON");
+                    if tx.blocking_send(value).is_err() {
+                        return;
+                    }
+                }
+            }
+        });
+        rx
     }
 }

@@ -116,12 +116,41 @@ fn dummy_phc() -> &'static str {
     PHC.get_or_init(|| users::hash_password("not-a-real-password").unwrap_or_default())
 }
 
+/// The refusal of a locked name. It says the same for a name with no account, so it
+/// tells nothing about which names exist.
+fn locked(until_ms: i64, now_ms: i64) -> ApiError {
+    // Rounded up, so a client that waits this long is let in.
+    let secs = ((until_ms - now_ms).max(0) as u64).div_ceil(1000);
+    let mut err = ApiError::new(
+        StatusCode::TOO_MANY_REQUESTS,
+        format!(
+            "too many wrong passwords for this name; try again after {} China time (in {secs} s)",
+            crate::store::cases_fmt_time(until_ms)
+        ),
+    )
+    .field("name");
+    err.retry_after_s = Some(secs);
+    err
+}
+
 /// Checks a name and password and opens a session. An unknown name costs the same
-/// argon2 work as a wrong password, so the answer's timing tells nothing.
+/// argon2 work as a wrong password, so the answer's timing tells nothing; a name
+/// with too many recent wrong passwords is refused before either is looked at.
 pub async fn login(state: &AppState, name: String, password: String) -> Result<Session, ApiError> {
+    let check = || {
+        state
+            .login_guard
+            .check(&name)
+            .map_err(|(until_ms, now_ms)| locked(until_ms, now_ms))
+    };
+    // Before queueing, so a locked name costs no argon2 slot …
+    check()?;
     let Ok(_permit) = state.logins.acquire().await else {
         return Err(ApiError::unavailable());
     };
+    // … and again with the slot held: a burst of guesses queued behind the first
+    // ones must not each get its turn after the name was locked.
+    check()?;
     let lookup = name.clone();
     let found = state
         .store
@@ -136,8 +165,10 @@ pub async fn login(state: &AppState, name: String, password: String) -> Result<S
         .map_err(|_| ApiError::internal())?;
     let Some(user) = user.filter(|_| ok) else {
         tracing::info!("login refused");
+        state.login_guard.failed(&name);
         return Err(ApiError::unauthorized("wrong user name or password"));
     };
+    state.login_guard.succeeded(&name);
     let who = user.name.clone();
     let (token, expires_ms) = state.store.call(move |s| s.session_create(&who)).await??;
     tracing::info!(role = user.role.as_str(), "login");
@@ -169,6 +200,7 @@ pub fn clear_cookie() -> HeaderValue {
         (status = 200, description = "Signed in; the token is also set as a cookie", body = Session),
         (status = 401, description = "Wrong user name or password", body = ErrorBody),
         (status = 422, description = "A field is missing or of the wrong type", body = ErrorBody),
+        (status = 429, description = "Too many wrong passwords for this name lately; the message and `Retry-After` say when to try again", body = ErrorBody),
     ))]
 pub async fn api_login(
     State(state): State<AppState>,
@@ -210,6 +242,9 @@ pub struct Me {
     pub center: String,
     #[schema(value_type = String)]
     pub node_role: yichuang_shared::ids::Role,
+    /// What this role may do: register, advance, edit, reveal, resolve, report.
+    #[schema(value_type = Vec<String>)]
+    pub permissions: Vec<&'static str>,
 }
 
 /// Who is signed in, on which node.
@@ -222,6 +257,7 @@ pub async fn api_me(State(state): State<AppState>, Clerk(user): Clerk) -> Json<M
         node: state.node.name.clone(),
         center: state.node.center.clone(),
         node_role: state.node.role,
+        permissions: super::roles::permissions(user.role),
     })
 }
 

@@ -20,6 +20,8 @@ pub struct ApiError {
     pub status: StatusCode,
     pub message: String,
     pub field: Option<String>,
+    /// Sent as `Retry-After` (seconds) when the caller should wait before trying again.
+    pub retry_after_s: Option<u64>,
 }
 
 /// The error body every failing API call returns.
@@ -42,6 +44,7 @@ impl ApiError {
             status,
             message: message.into(),
             field: None,
+            retry_after_s: None,
         }
     }
 
@@ -105,6 +108,10 @@ impl IntoResponse for ApiError {
             },
         };
         let mut resp = (self.status, Json(body)).into_response();
+        if let Some(secs) = self.retry_after_s {
+            resp.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
         if self.status == StatusCode::UNAUTHORIZED {
             resp.headers_mut().insert(
                 header::WWW_AUTHENTICATE,

@@ -12,7 +12,9 @@ mod metrics;
 mod openapi;
 mod pages;
 mod report;
+mod roles;
 mod sse;
+pub mod throttle;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -60,6 +62,8 @@ pub struct AppState {
     /// The latest sync status, refreshed by [`sse::watch_sync`].
     pub sync: watch::Receiver<SyncStatus>,
     pub logins: Arc<Semaphore>,
+    /// Wrong-password tallies per name; a name with too many is refused for a while.
+    pub login_guard: Arc<throttle::LoginGuard>,
     pub in_flight: Arc<Semaphore>,
     pub sse_clients: Arc<Semaphore>,
     /// Wakes the sync watcher after a write, so the banner counts it at once.
@@ -107,6 +111,7 @@ impl AppState {
             node: Arc::new(node),
             sync: rx,
             logins: Arc::new(Semaphore::new(LOGINS_IN_FLIGHT_MAX)),
+            login_guard: Arc::new(throttle::LoginGuard::node_default()),
             in_flight: Arc::new(Semaphore::new(REQUESTS_IN_FLIGHT_MAX)),
             sse_clients: Arc::new(Semaphore::new(sse::SSE_CLIENTS_MAX)),
             sync_refresh,

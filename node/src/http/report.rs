@@ -8,8 +8,8 @@ use serde::Deserialize;
 use utoipa::IntoParams;
 use yichuang_shared::metrics::{self, GroupBy, OnceRule, Period, ReportQuery};
 
-use super::auth::Clerk;
 use super::error::{ApiQuery, ErrorBody};
+use super::roles::{Allowed, ToReport};
 use super::{ApiError, AppState};
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -85,10 +85,12 @@ fn query(p: &ReportParams) -> Result<ReportQuery, ApiError> {
 /// 按时办结率, 最多跑一次, 一次办结率, 好差评 and the case counts, per group and period.
 #[utoipa::path(get, path = "/api/report", tag = "node", params(ReportParams), security(("bearer" = [])),
     responses((status = 200, description = "The report (JSON, or CSV with format=csv)", body = Object),
-        (status = 401, body = ErrorBody), (status = 422, description = "Bad parameter", body = ErrorBody)))]
+        (status = 401, body = ErrorBody),
+        (status = 403, description = "The report needs the admin role", body = ErrorBody),
+        (status = 422, description = "Bad parameter", body = ErrorBody)))]
 pub async fn report(
     State(state): State<AppState>,
-    _clerk: Clerk,
+    _admin: Allowed<ToReport>,
     ApiQuery(params): ApiQuery<ReportParams>,
 ) -> Result<Response, ApiError> {
     let q = query(&params)?;

@@ -3,10 +3,15 @@
 //! transitions, oversized bodies, no session, wrong passwords). Every failure must
 //! be a JSON error with the right status, and must change nothing.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+
 use automerge::Change;
 use serde_json::{Value, json};
+use yichuang_node::http::LOGINS_IN_FLIGHT_MAX;
+use yichuang_node::http::throttle::{LOGIN_FAILURES_MAX, LOGIN_WINDOW_MS, LoginGuard, LoginLimits};
 use yichuang_node::store::Store;
-use yichuang_tests::web::{Api, PASSWORD, Server, add_user};
+use yichuang_tests::web::{Api, InProcess, PASSWORD, Server, add_user};
 use yichuang_tests::{TempDir, fails, init_node, json, ok};
 
 const ID: &str = "11010519491231002X";
@@ -32,6 +37,12 @@ fn center() -> Node {
         server,
         api,
     }
+}
+
+/// Adds an account with `role` to the node and signs it in.
+fn signed_in(n: &Node, name: &str, role: &str) -> Api {
+    add_user(&n.dir, name, role, PASSWORD);
+    n.server.client().login(name, PASSWORD)
 }
 
 fn first_item(api: &Api) -> Value {
@@ -443,8 +454,9 @@ fn case_detail_steps_reveal_and_edits() {
         accepted.text
     );
 
-    // Reveal: the full number, and an audit event naming the clerk.
-    let revealed = n.api.get(&format!("{path}?reveal=true"));
+    // Reveal: the full number, and an audit event naming the supervisor.
+    let sup = signed_in(&n, "S001", "supervisor");
+    let revealed = sup.get(&format!("{path}?reveal=true"));
     revealed.expect(200);
     assert_eq!(revealed.json["case"]["applicant"]["id_no"], ID);
     let audit = n.api.get(&path);
@@ -459,7 +471,7 @@ fn case_detail_steps_reveal_and_edits() {
         .filter(|e| e["kind"] == "id_revealed")
         .collect();
     assert_eq!(reveals.len(), 1);
-    assert_eq!(reveals[0]["clerk"], "C007");
+    assert_eq!(reveals[0]["clerk"], "S001");
 
     // Edits.
     let edited = n
@@ -577,29 +589,7 @@ fn copy_case(from: &mut Store, to: &mut Store, doc_id: &str) {
 fn conflicts_are_listed_with_every_value_and_resolved_by_a_person() {
     let n = center();
     let code = first_item(&n.api)["code"].as_str().unwrap().to_owned();
-    let created = register(&n.api, &code);
-    let case_no = created["case_no"].as_str().unwrap().to_owned();
-    let doc_id = created["doc_id"].as_str().unwrap().to_owned();
-
-    // The hub gets the case, then both sides change the phone while apart.
-    let hub_dir = TempDir::new("web-hub");
-    let h = init_node(hub_dir.path(), "hub", None);
-    let mut hub = Store::open(std::path::Path::new(&h)).unwrap();
-    let mut center = Store::open(std::path::Path::new(&n.dir)).unwrap();
-    copy_case(&mut center, &mut hub, &doc_id);
-    hub.case_edit(
-        &case_no,
-        "H001",
-        &[("applicant.phone".into(), "13700137000".into())],
-    )
-    .unwrap();
-    n.api
-        .patch(
-            &format!("/api/cases/{case_no}"),
-            &json!({"set": {"applicant.phone": "13900139000"}}),
-        )
-        .expect(200);
-    copy_case(&mut hub, &mut center, &doc_id);
+    let case_no = phone_conflict(&n, &register(&n.api, &code));
 
     let q = n.api.get("/api/conflicts");
     q.expect(200);
@@ -632,19 +622,17 @@ fn conflicts_are_listed_with_every_value_and_resolved_by_a_person() {
     assert_eq!(listed.json["cases"][0]["conflicts"], 1);
 
     let resolve = format!("/api/cases/{case_no}/resolve");
-    n.api.post(&resolve, &json!({})).expect(422);
-    n.api
-        .post(&resolve, &json!({"field": "applicant.phone"}))
+    let sup = signed_in(&n, "S001", "supervisor");
+    sup.post(&resolve, &json!({})).expect(422);
+    sup.post(&resolve, &json!({"field": "applicant.phone"}))
         .expect(422);
-    n.api
-        .post(&resolve, &json!({"field": "applicant.phone", "pick": 9}))
+    sup.post(&resolve, &json!({"field": "applicant.phone", "pick": 9}))
         .expect(422);
-    n.api
-        .post(&resolve, &json!({"field": "applicant.name", "value": "x"}))
+    sup.post(&resolve, &json!({"field": "applicant.name", "value": "x"}))
         .expect(409);
-    n.api.post(&resolve, &json!({"event_id": "e0"})).expect(409);
+    sup.post(&resolve, &json!({"event_id": "e0"})).expect(409);
     let hub_value = values.iter().position(|v| v["clerk"] == "H001").unwrap() + 1;
-    let done = n.api.post(
+    let done = sup.post(
         &resolve,
         &json!({"field": "applicant.phone", "pick": hub_value}),
     );
@@ -652,12 +640,38 @@ fn conflicts_are_listed_with_every_value_and_resolved_by_a_person() {
     assert_eq!(done.json["case"]["conflict_count"], 0);
     assert_eq!(done.json["case"]["applicant"]["phone"], "137****7000");
     assert_eq!(n.api.get("/api/conflicts").json, json!([]));
+    sup.post(
+        &resolve,
+        &json!({"field": "applicant.phone", "value": PHONE}),
+    )
+    .expect(409);
+}
+
+/// Makes a registered case's `applicant.phone` a conflict, as two nodes apart would:
+/// the hub gets the case, its clerk H001 changes the phone while C007 changes it at
+/// the center, and the hub's change arrives. Returns the case number.
+fn phone_conflict(n: &Node, created: &Value) -> String {
+    let case_no = created["case_no"].as_str().unwrap().to_owned();
+    let doc_id = created["doc_id"].as_str().unwrap().to_owned();
+    let hub_dir = TempDir::new("web-hub");
+    let h = init_node(hub_dir.path(), "hub", None);
+    let mut hub = Store::open(std::path::Path::new(&h)).unwrap();
+    let mut center = Store::open(std::path::Path::new(&n.dir)).unwrap();
+    copy_case(&mut center, &mut hub, &doc_id);
+    hub.case_edit(
+        &case_no,
+        "H001",
+        &[("applicant.phone".into(), "13700137000".into())],
+    )
+    .unwrap();
     n.api
-        .post(
-            &resolve,
-            &json!({"field": "applicant.phone", "value": PHONE}),
+        .patch(
+            &format!("/api/cases/{case_no}"),
+            &json!({"set": {"applicant.phone": "13900139000"}}),
         )
-        .expect(409);
+        .expect(200);
+    copy_case(&mut hub, &mut center, &doc_id);
+    case_no
 }
 
 #[test]
@@ -791,6 +805,10 @@ fn report_over_the_api_with_bad_parameters() {
     let n = center();
     let code = first_item(&n.api)["code"].as_str().unwrap().to_owned();
     register(&n.api, &code);
+    let n = Node {
+        api: signed_in(&n, "A001", "admin"),
+        ..n
+    };
     let today =
         yichuang_node::store::cases_fmt_time(yichuang_node::store::now_ms())[..10].to_owned();
     let r = n
@@ -822,4 +840,218 @@ fn report_over_the_api_with_bad_parameters() {
         bad.expect(422);
         assert_eq!(bad.field(), field, "{query}: {}", bad.text);
     }
+}
+
+/// Each role tries each gated action. Clerks register, advance and edit; supervisors
+/// also reveal ID numbers and resolve conflicts; admins also read the report. A
+/// refusal is a 403 JSON error that changes nothing, checked before the input is,
+/// and the pages offer no button the role may not press.
+#[test]
+fn roles_gate_what_each_user_may_do() {
+    let n = center();
+    let code = first_item(&n.api)["code"].as_str().unwrap().to_owned();
+    let users = [
+        ("clerk", n.api.clone()),
+        ("supervisor", signed_in(&n, "S001", "supervisor")),
+        ("admin", signed_in(&n, "A001", "admin")),
+    ];
+    let today =
+        yichuang_node::store::cases_fmt_time(yichuang_node::store::now_ms())[..10].to_owned();
+    for (role, api) in &users {
+        let me = api.get("/api/me");
+        me.expect(200);
+        assert_eq!(me.json["role"], *role);
+        let may = |action: &str| {
+            me.json["permissions"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|p| p == action)
+        };
+        let (supervisor, admin) = (*role != "clerk", *role == "admin");
+        assert_eq!(
+            (
+                may("register"),
+                may("reveal"),
+                may("resolve"),
+                may("report")
+            ),
+            (true, supervisor, supervisor, admin),
+            "{role}: {}",
+            me.text
+        );
+
+        // Every role works cases.
+        let created = api.post("/api/cases", &case_body(&code));
+        created.expect(201);
+        let case_no = created.json["case_no"].as_str().unwrap().to_owned();
+        let path = format!("/api/cases/{case_no}");
+        api.post(&format!("{path}/events"), &json!({"kind": "accepted"}))
+            .expect(200);
+        let edited = api.patch(&path, &json!({"set": {"applicant.address": "云溪路1号"}}));
+        edited.expect(200);
+        assert_eq!(edited.json["case"]["applicant"]["address"], "云溪路1号");
+
+        // Reveal: supervisors and admins; a refused reveal records nothing.
+        let reveal = api.get(&format!("{path}?reveal=true"));
+        let reveals = |api: &Api| {
+            api.get(&path).json["case"]["events"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|e| e["kind"] == "id_revealed")
+                .count()
+        };
+        if supervisor {
+            reveal.expect(200);
+            assert_eq!(reveal.json["case"]["applicant"]["id_no"], ID);
+            assert_eq!(reveals(api), 1, "{role}");
+        } else {
+            reveal.expect(403);
+            assert_eq!(reveal.field(), "reveal");
+            assert!(reveal.message().contains("supervisor"), "{}", reveal.text);
+            assert!(!reveal.text.contains(ID));
+            assert_eq!(reveals(api), 0, "a refused reveal is not recorded");
+        }
+        let page = api.get(&format!("/cases/{case_no}"));
+        page.expect(200);
+        assert_eq!(page.text.contains(r#"id="reveal""#), supervisor, "{role}");
+
+        // Resolve: supervisors and admins; the refusal comes before the body is read.
+        let conflicted = phone_conflict(&n, &created.json);
+        let resolve = format!("/api/cases/{conflicted}/resolve");
+        let queue = api.get("/conflicts");
+        queue.expect(200);
+        assert_eq!(queue.text.contains("data-resolve="), supervisor, "{role}");
+        let pick = api.post(&resolve, &json!({"field": "applicant.phone", "pick": 1}));
+        if supervisor {
+            pick.expect(200);
+            assert_eq!(pick.json["case"]["conflict_count"], 0);
+        } else {
+            pick.expect(403);
+            assert!(pick.message().contains("supervisor"), "{}", pick.text);
+            api.post(&resolve, &json!({})).expect(403);
+            api.send_raw("POST", &resolve, "application/json", b"{")
+                .expect(403);
+            assert!(queue.text.contains("resolve-needs-supervisor"));
+            assert_eq!(
+                api.get(&path).json["case"]["conflict_count"],
+                1,
+                "a refused resolve changes nothing"
+            );
+            // A supervisor clears it, so the next role starts from a clean queue.
+            users[1]
+                .1
+                .post(&resolve, &json!({"field": "applicant.phone", "pick": 1}))
+                .expect(200);
+        }
+
+        // The report: admins only; the refusal comes before the parameters are read.
+        let report = api.get(&format!("/api/report?from={today}&to={today}"));
+        if admin {
+            report.expect(200);
+            assert!(report.json["rows"].is_array(), "{}", report.text);
+        } else {
+            report.expect(403);
+            assert!(report.message().contains("admin"), "{}", report.text);
+            api.get("/api/report?from=never").expect(403);
+        }
+    }
+    assert_eq!(case_count(&n.api), 3);
+}
+
+/// Five wrong passwords for a name lock it for the window, even against the right
+/// password, with a 429 that says when to retry; a success clears the count; a name
+/// without an account locks the same way, with the same answer. The throttle's clock
+/// is the test's, so the window passes without waiting.
+#[test]
+fn repeated_wrong_passwords_lock_the_name_until_the_window_passes() {
+    let dir = TempDir::new("web-lock");
+    let d = init_node(dir.path(), "center", Some("003"));
+    add_user(&d, "C007", "clerk", PASSWORD);
+    add_user(&d, "C008", "clerk", PASSWORD);
+    let now = Arc::new(AtomicI64::new(1_767_225_600_000)); // 2026-01-01 08:00 China time
+    let clock = now.clone();
+    let server = InProcess::start(&d, move |state| {
+        state.login_guard = Arc::new(LoginGuard::new(
+            LoginLimits::default(),
+            Arc::new(move || clock.load(Ordering::SeqCst)),
+        ));
+    });
+    let anon = server.client();
+    let attempt = |name: &str, password: &str| {
+        anon.post("/api/login", &json!({"name": name, "password": password}))
+    };
+    let max = LOGIN_FAILURES_MAX as usize;
+
+    // One short of the limit, then the right password: in, and the count starts over.
+    for _ in 0..max - 1 {
+        attempt("C007", "wrong-password").expect(401);
+    }
+    attempt("C007", PASSWORD).expect(200);
+    for _ in 0..max {
+        attempt("C007", "wrong-password").expect(401);
+    }
+    // Now locked, the right password included.
+    let locked = attempt("C007", PASSWORD);
+    locked.expect(429);
+    assert_eq!(locked.field(), "name");
+    let wait_s = (LOGIN_WINDOW_MS / 1000).to_string();
+    assert!(
+        locked
+            .message()
+            .contains("try again after 2026-01-01 08:15")
+            && locked.message().contains(&format!("in {wait_s} s")),
+        "{}",
+        locked.text
+    );
+    assert_eq!(locked.retry_after.as_deref(), Some(wait_s.as_str()));
+    assert!(locked.set_cookie.is_none(), "no session while locked");
+    // The login page refuses too.
+    let page = anon.send_raw(
+        "POST",
+        "/login",
+        "application/x-www-form-urlencoded",
+        format!("name=C007&password={PASSWORD}").as_bytes(),
+    );
+    assert_eq!(page.status, 429, "{}", page.text);
+    assert!(page.text.contains("已暂时锁定") && page.set_cookie.is_none());
+    // Other names are not affected.
+    attempt("C008", PASSWORD).expect(200);
+
+    // A name with no account locks alike and gets the same answer, so the refusal
+    // tells nothing about which names exist.
+    for _ in 0..max {
+        attempt("nobody", "wrong-password").expect(401);
+    }
+    let unknown = attempt("nobody", PASSWORD);
+    unknown.expect(429);
+    assert_eq!(unknown.text, locked.text);
+    assert_eq!(unknown.retry_after, locked.retry_after);
+
+    // A burst of guesses at once gets no more tries than the limit (plus the ones
+    // already checking when the lock fell); the rest are refused.
+    let burst: Vec<u16> = std::thread::scope(|scope| {
+        let tries: Vec<_> = (0..4 * max)
+            .map(|_| scope.spawn(|| attempt("burst", "wrong-password").status))
+            .collect();
+        tries.into_iter().map(|t| t.join().unwrap()).collect()
+    });
+    let refused = burst.iter().filter(|s| **s == 429).count();
+    let checked = burst.iter().filter(|s| **s == 401).count();
+    assert_eq!(refused + checked, burst.len(), "{burst:?}");
+    assert!(
+        checked < max + LOGINS_IN_FLIGHT_MAX,
+        "{checked} guesses were checked: {burst:?}"
+    );
+
+    // Until the window passes: one millisecond before, still refused; then in.
+    now.fetch_add(LOGIN_WINDOW_MS - 1, Ordering::SeqCst);
+    let last = attempt("C007", PASSWORD);
+    last.expect(429);
+    assert_eq!(last.retry_after.as_deref(), Some("1"));
+    now.fetch_add(1, Ordering::SeqCst);
+    let me = anon.login("C007", PASSWORD).get("/api/me");
+    me.expect(200);
+    assert_eq!(me.json["name"], "C007");
 }

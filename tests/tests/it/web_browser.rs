@@ -1,23 +1,26 @@
 //! The clerks' pages in a real browser: headless Chromium driven over WebDriver
 //! (chromedriver on a loopback port, both killed on drop). A clerk logs in at a
 //! center, registers a case through the form, sees it marked as not yet at the hub,
-//! sees the mark clear live once the hub has it, and finds it on the hub's
-//! dashboard. Screenshots of the main pages go to `<target>/screenshots/`.
+//! sees the mark clear live once the hub has it; the center's supervisor settles a
+//! conflict the clerk may only look at and reveals the ID; the case shows on the hub's
+//! dashboard. Every wait is on something that notifies (the driver's wait for an
+//! element, the node's status stream) and has a deadline. Screenshots of the main pages go to `<target>/screenshots/`.
 //!
 //! The nodes are real `yichuang serve` processes enrolled by the hub and syncing over
 //! QUIC on loopback; the hub is started only after the case was registered.
 
-use std::net::TcpStream;
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::sync::mpsc;
+use std::time::Duration;
 
 use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::json;
 use yichuang_node::store::Store;
 use yichuang_tests::TempDir;
 use yichuang_tests::net::{cli_district, free_udp_port};
-use yichuang_tests::web::{PASSWORD, Server, add_user};
+use yichuang_tests::web::{Api, PASSWORD, Server, add_user};
 
 const ID: &str = "11010519491231002X";
 /// The whole browser scenario must finish within this, or the test fails.
@@ -80,21 +83,27 @@ fn start_driver() -> Driver {
         .and_then(|l| l.local_addr())
         .expect("a free port")
         .port();
-    let child = Command::new(program)
+    let mut child = Command::new(program)
         .args([format!("--port={port}"), "--allowed-ips=127.0.0.1".into()])
-        .stdout(Stdio::null())
+        .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
         .expect("spawning chromedriver");
+    // chromedriver says so on standard output once it listens.
+    let stdout = child.stdout.take().expect("chromedriver stdout");
     let driver = Driver { child, port };
-    let started = Instant::now();
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            started.elapsed() < DRIVER_START_DEADLINE,
-            "chromedriver did not listen on {port} within {DRIVER_START_DEADLINE:?}"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if line.contains("started successfully") {
+                let _ = tx.send(());
+            }
+        }
+    });
+    rx.recv_timeout(DRIVER_START_DEADLINE).unwrap_or_else(|_| {
+        panic!("chromedriver did not start on {port} within {DRIVER_START_DEADLINE:?}")
+    });
     driver
 }
 
@@ -153,52 +162,44 @@ async fn hidden(c: &Client, css: &str) -> bool {
         .any(|c| c == "hidden")
 }
 
-/// Reads without failing: the page may be reloading under us (a button reloads it).
-async fn try_text(c: &Client, css: &str) -> Option<String> {
-    c.find(Locator::Css(css)).await.ok()?.text().await.ok()
-}
-
-async fn try_hidden(c: &Client, css: &str) -> Option<bool> {
-    let class = c
-        .find(Locator::Css(css))
-        .await
-        .ok()?
-        .attr("class")
-        .await
-        .ok()?;
-    Some(
-        class
-            .unwrap_or_default()
-            .split_whitespace()
-            .any(|c| c == "hidden"),
-    )
-}
-
-/// Polls until `css`'s visibility is `want_hidden`, without reloading the page.
-async fn wait_hidden(c: &Client, css: &str, want_hidden: bool) {
-    let started = Instant::now();
-    while try_hidden(c, css).await != Some(want_hidden) {
-        assert!(
-            started.elapsed() < STEP_DEADLINE,
-            "{css} did not become {} within {STEP_DEADLINE:?}",
-            if want_hidden { "hidden" } else { "visible" }
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
+/// Waits, with the driver's own wait, until `locator` finds an element.
+async fn wait_for(c: &Client, locator: Locator<'_>, deadline: Duration, what: &str) {
+    if let Err(e) = c.wait().at_most(deadline).for_element(locator).await {
+        panic!("{what} within {deadline:?}: {e}");
     }
 }
 
+/// Waits until `css`'s visibility is `want_hidden`, without reloading the page.
+async fn wait_hidden(c: &Client, css: &str, want_hidden: bool) {
+    let (selector, state) = if want_hidden {
+        (format!("{css}.hidden"), "hidden")
+    } else {
+        (format!("{css}:not(.hidden)"), "visible")
+    };
+    let what = format!("{css} became {state}");
+    wait_for(c, Locator::Css(&selector), STEP_DEADLINE, &what).await;
+}
+
+/// Waits until the element with id `#id` says `needle`.
 async fn wait_text(c: &Client, css: &str, needle: &str) {
-    let started = Instant::now();
-    loop {
-        let t = try_text(c, css).await;
-        if t.as_deref().is_some_and(|t| t.contains(needle)) {
-            return;
+    let id = css.strip_prefix('#').expect("wait_text takes an #id");
+    let xpath = format!("//*[@id='{id}'][contains(string(.), '{needle}')]");
+    let what = format!("{css} said {needle:?}");
+    wait_for(c, Locator::XPath(&xpath), STEP_DEADLINE, &what).await;
+}
+
+/// Waits until `done` holds: checks it now, then again after each `sync` event of
+/// the node's status stream. A change that arrives by sync moves the status
+/// (`head_seq`), so every arrival wakes the check; nothing polls on a timer.
+async fn wait_synced(api: &Api, what: &str, mut done: impl FnMut() -> bool) {
+    let mut events = api.follow_events("/api/sync/stream", "sync", SYNC_DEADLINE);
+    let until = tokio::time::Instant::now() + SYNC_DEADLINE;
+    while !done() {
+        match tokio::time::timeout_at(until, events.recv()).await {
+            Ok(Some(_)) => {}
+            Ok(None) => panic!("the status stream ended before {what}"),
+            Err(_) => panic!("{what}: not within {SYNC_DEADLINE:?}"),
         }
-        assert!(
-            started.elapsed() < STEP_DEADLINE,
-            "{css} never said {needle:?}; it says {t:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
 
@@ -229,22 +230,6 @@ fn serve(dir: &Path) -> Server {
     ])
 }
 
-/// Reloads `path` until `css` says `needle` (data arriving by sync, not by script).
-async fn reload_until(c: &Client, url: &str, css: &str, needle: &str) {
-    let started = Instant::now();
-    loop {
-        c.goto(url).await.expect("open");
-        if try_text(c, css).await.is_some_and(|t| t.contains(needle)) {
-            return;
-        }
-        assert!(
-            started.elapsed() < SYNC_DEADLINE,
-            "{url}: {css} never said {needle:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
-}
-
 #[test]
 fn clerk_registers_a_case_and_sees_it_reach_the_hub() {
     let root = TempDir::new("web-b");
@@ -253,6 +238,7 @@ fn clerk_registers_a_case_and_sees_it_reach_the_hub() {
     let center = centers[0].to_str().expect("utf-8 path").to_owned();
     let other = centers[1].to_str().expect("utf-8 path").to_owned();
     add_user(&center, "C007", "clerk", PASSWORD);
+    add_user(&center, "S003", "supervisor", PASSWORD);
     add_user(&hub, "D001", "supervisor", PASSWORD);
     // The center runs; the hub is stopped.
     let center_srv = serve(&centers[0]);
@@ -322,13 +308,12 @@ fn clerk_registers_a_case_and_sees_it_reach_the_hub() {
             el(&c, "#step-accepted").await.click().await.unwrap();
             wait_text(&c, "#case-status", "已受理").await;
 
-            // A deliberate reveal shows the full number (and is audited).
-            el(&c, "#reveal").await.click().await.unwrap();
-            c.accept_alert().await.expect("the reveal asks first");
-            wait_text(&c, "#applicant-id", ID).await;
-            c.refresh().await.unwrap();
-            wait_text(&c, "#events", "查看完整证件号").await;
-            assert_eq!(text(&c, "#applicant-id").await, "110105********002X");
+            // A clerk is not offered the reveal: it is a supervisor's.
+            assert!(
+                c.find(Locator::Css("#reveal")).await.is_err(),
+                "a clerk has no reveal button"
+            );
+            assert!(text(&c, "#reveal-note").await.contains("主管"));
 
             // The list marks it too, while the hub does not have it.
             c.goto(&format!("{}/cases", center_srv.base)).await.unwrap();
@@ -338,14 +323,13 @@ fn clerk_registers_a_case_and_sees_it_reach_the_hub() {
 
             // The hub starts; sync delivers the case; the mark clears live, without a reload.
             let hub_srv = serve(&hub_dir);
-            let started = Instant::now();
-            while try_hidden(&c, &row_mark).await != Some(true) {
-                assert!(
-                    started.elapsed() < SYNC_DEADLINE,
-                    "the case never reached the hub"
-                );
-                tokio::time::sleep(Duration::from_millis(250)).await;
-            }
+            wait_for(
+                &c,
+                Locator::Css(&format!("{row_mark}.hidden")),
+                SYNC_DEADLINE,
+                "the case reached the hub",
+            )
+            .await;
             wait_hidden(&c, &format!("#row-{case_no}-hub"), false).await;
             wait_text(&c, "#sync-banner", "所有变更均已到达区中心").await;
             wait_text(&c, "#sync-state", "已连接区中心").await;
@@ -370,22 +354,47 @@ fn clerk_registers_a_case_and_sees_it_reach_the_hub() {
                 )
                 .unwrap();
             let hub_srv = serve(&hub_dir);
-            reload_until(
-                &c,
-                &format!("{}/conflicts", center_srv.base),
-                &format!("#c-{case_no}"),
-                "申请人电话",
-            )
+            let center_api = center_srv.client().login("C007", PASSWORD);
+            wait_synced(&center_api, "the hub's edit reached the center", || {
+                center_api
+                    .get("/api/conflicts")
+                    .json
+                    .as_array()
+                    .is_some_and(|q| q.iter().any(|c| c["case_no"] == case_no.as_str()))
+            })
             .await;
+            c.goto(&format!("{}/conflicts", center_srv.base))
+                .await
+                .unwrap();
+            wait_text(&c, &format!("#c-{case_no}"), "申请人电话").await;
             let card = text(&c, &format!("#c-{case_no}")).await;
             assert!(card.contains("C007") && card.contains("D001"), "{card}");
             assert!(
                 card.contains("137****7000") && card.contains("139****9000"),
                 "{card}"
             );
+            // The clerk sees the conflict but no button to settle it.
+            el(&c, "#resolve-needs-supervisor").await;
+            assert!(c.find(Locator::Css("button[data-resolve]")).await.is_err());
+
+            // The center's supervisor settles it, then reveals the ID (audited).
+            el(&c, "header .who button").await.click().await.unwrap();
+            login(&c, &center_srv.base, "S003", None).await;
+            c.goto(&format!("{}/conflicts", center_srv.base))
+                .await
+                .unwrap();
             shot(&c, "07-conflict-queue").await;
             el(&c, "button[data-resolve]").await.click().await.unwrap();
             el(&c, "#no-conflicts").await;
+            c.goto(&format!("{}/cases/{case_no}", center_srv.base))
+                .await
+                .unwrap();
+            el(&c, "#reveal").await.click().await.unwrap();
+            c.accept_alert().await.expect("the reveal asks first");
+            wait_text(&c, "#applicant-id", ID).await;
+            c.refresh().await.unwrap();
+            wait_text(&c, "#events", "查看完整证件号").await;
+            assert_eq!(text(&c, "#applicant-id").await, "110105********002X");
 
             // More cases from two centers, so the dashboard has a hall to show.
             {
@@ -416,15 +425,14 @@ fn clerk_registers_a_case_and_sees_it_reach_the_hub() {
             let _other_srv = serve(&centers[1]);
 
             // The hub's dashboard shows the case's center and the hall's figures.
+            let hub_api = hub_srv.client().login("D001", PASSWORD);
+            wait_synced(&hub_api, "both centers' cases reached the hub", || {
+                hub_api.get("/api/dashboard").json["total"] == 10
+            })
+            .await;
             login(&c, &hub_srv.base, "D001", None).await;
             assert_eq!(c.current_url().await.unwrap().path(), "/dashboard");
-            reload_until(
-                &c,
-                &format!("{}/dashboard", hub_srv.base),
-                "#stat-total",
-                "10",
-            )
-            .await;
+            assert_eq!(text(&c, "#stat-total").await, "10");
             let by_center = text(&c, "#by-center").await;
             assert!(by_center.contains("桐湾街道公共服务中心"), "{by_center}");
             assert!(by_center.contains("碧澜街道公共服务中心"), "{by_center}");

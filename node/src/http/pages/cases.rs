@@ -11,6 +11,7 @@ use yichuang_shared::case::{EventKind, Status};
 use super::super::api::{self, CaseDetail, CaseQuery, ConflictItem, OverdueFilter};
 use super::super::auth::PageUser;
 use super::super::error::ApiQuery;
+use super::super::roles::{Action, may};
 use super::super::{ApiError, AppState};
 use super::{Nav, error_page, esc, layout, script_json, time};
 use crate::store::Store;
@@ -407,6 +408,7 @@ pub async fn detail(
         Err(e) => return error_page(&state, &user, e),
     };
     let v = &d.case;
+    let may_reveal = may(user.role, Action::Reveal);
     let steps: String = v
         .next_steps
         .iter()
@@ -530,9 +532,9 @@ pub async fn detail(
 <dt>办理部门</dt><dd>{dept}</dd><dt>事项编码</dt><dd class="muted">{code}</dd><dt>时限</dt><dd>{deadline}</dd>
 <dt>登记</dt><dd>{created} · {clerk}</dd><dt>所在中心</dt><dd>{center}</dd><dt>送达方式</dt><dd>{delivery}</dd></dl></div>
 <div class="card"><h2 style="margin-top:0">申请人</h2><dl class="kv">
-<dt>姓名</dt><dd id="applicant-name">{aname}</dd><dt>证件号码</dt><dd><span id="applicant-id">{aid}</span> <button type="button" class="secondary" id="reveal" style="padding:2px 10px;font-size:13px">查看完整号码</button></dd>
+<dt>姓名</dt><dd id="applicant-name">{aname}</dd><dt>证件号码</dt><dd><span id="applicant-id">{aid}</span>{reveal}</dd>
 <dt>联系电话</dt><dd id="applicant-phone">{aphone}</dd><dt>地址</dt><dd>{aaddr}</dd></dl>
-<p class="muted">查看完整证件号码会记入审计记录。</p></div></div>
+<p class="muted" id="reveal-note">{reveal_note}</p></div></div>
 <div class="card"><h2 style="margin-top:0">下一步办理</h2><div class="steps" id="steps">{steps}</div></div>
 <div class="cols"><div class="card"><h2 style="margin-top:0">材料</h2><table>{materials}</table></div>
 <div class="card"><h2 style="margin-top:0">备注</h2>{notes}</div></div>
@@ -552,6 +554,16 @@ pub async fn detail(
         aid = esc(&v.applicant.id_no),
         aphone = esc(&v.applicant.phone),
         aaddr = esc(&v.applicant.address),
+        reveal = if may_reveal {
+            r#" <button type="button" class="secondary" id="reveal" style="padding:2px 10px;font-size:13px">查看完整号码</button>"#
+        } else {
+            ""
+        },
+        reveal_note = if may_reveal {
+            "查看完整证件号码会记入审计记录。"
+        } else {
+            "查看完整证件号码需要主管权限，并会记入审计记录。"
+        },
         notes = if v.notes.is_empty() {
             r#"<p class="muted">无</p>"#.to_owned()
         } else {
@@ -613,9 +625,26 @@ pub async fn conflicts(State(state): State<AppState>, PageUser(user): PageUser) 
         Ok(x) => x,
         Err(e) => return error_page(&state, &user, e),
     };
+    let may_resolve = may(user.role, Action::Resolve);
     let mut body = String::from(
         r#"<h1>冲突待处理</h1><p class="muted">网络中断期间，不同节点对同一办件的修改无法自动合并时，会在这里等待人工确认。每个取值都保留，不会被静默丢弃。</p>"#,
     );
+    if !may_resolve && !items.is_empty() {
+        body.push_str(
+            r#"<div class="errbox" id="resolve-needs-supervisor">处理冲突需要主管权限，请联系主管确认采用哪个取值。</div>"#,
+        );
+    }
+    // The buttons only for a role that may press them; the API refuses the rest anyway.
+    let button = |class: &str, no: &str, body: &str, text: &str| {
+        if may_resolve {
+            format!(
+                r#"<button type="button"{class} data-case="{no}" data-resolve="{}">{text}</button>"#,
+                esc(body)
+            )
+        } else {
+            String::new()
+        }
+    };
     if items.is_empty() {
         body.push_str(r#"<div class="card" id="no-conflicts">目前没有待处理的冲突。</div>"#);
     }
@@ -636,11 +665,11 @@ pub async fn conflicts(State(state): State<AppState>, PageUser(user): PageUser) 
             for (i, val) in f.values.iter().enumerate() {
                 let pick = serde_json::json!({"field": f.path, "pick": i + 1}).to_string();
                 body.push_str(&format!(
-                    r#"<tr><td>{}</td><td>{}</td><td>{}</td><td><button type="button" data-case="{no}" data-resolve="{}">采用此值</button></td></tr>"#,
+                    r#"<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>"#,
                     esc(&val.value),
                     esc(&val.clerk),
                     esc(&node_label(&names, &val.node)),
-                    esc(&pick),
+                    button("", &no, &pick, "采用此值"),
                 ));
             }
             body.push_str("</tbody></table>");
@@ -648,13 +677,13 @@ pub async fn conflicts(State(state): State<AppState>, PageUser(user): PageUser) 
         for e in &c.event_conflicts {
             let ack = serde_json::json!({"event_id": e.event_id}).to_string();
             body.push_str(&format!(
-                r#"<p><b>环节冲突：</b>{} — {}（{} · {} · {}） <button type="button" class="secondary" data-case="{no}" data-resolve="{}">确认知悉</button></p>"#,
+                r#"<p><b>环节冲突：</b>{} — {}（{} · {} · {}） {}</p>"#,
                 esc(&e.kind_label),
                 esc(&e.reason),
                 esc(&e.clerk),
                 esc(&node_label(&names, &e.node)),
                 time(e.wall_ms),
-                esc(&ack),
+                button(r#" class="secondary""#, &no, &ack, "确认知悉"),
             ));
         }
         body.push_str("</div>");

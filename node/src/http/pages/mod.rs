@@ -297,6 +297,11 @@ async fn login_submit(State(state): State<AppState>, Form(form): Form<LoginForm>
             login_html(&state, Some("用户名或密码错误"), &name),
         )
             .into_response(),
+        Err(e) if e.status == StatusCode::TOO_MANY_REQUESTS => {
+            let minutes = e.retry_after_s.unwrap_or(0).div_ceil(60).max(1);
+            let text = format!("该用户名密码错误次数过多，已暂时锁定，请 {minutes} 分钟后再试。");
+            (e.status, login_html(&state, Some(&text), &name)).into_response()
+        }
         Err(e) => (e.status, login_html(&state, Some(&e.message), &name)).into_response(),
     }
 }
