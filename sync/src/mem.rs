@@ -198,6 +198,7 @@ impl Store for MemStore {
                 from_peer: c.from_peer,
                 bytes: c.bytes.clone(),
                 routing_changed: c.routing_changed,
+                in_scope: None,
             })
             .collect())
     }

@@ -713,7 +713,6 @@ impl Session {
     ) -> Result<(), SessionError<S::Error>> {
         let peer = self.config.peer;
         let scope = self.peer_scope().clone();
-        let mut in_scope: HashMap<DocId, bool> = HashMap::new();
         while self.out_inflight.len() < FEED_WINDOW_BATCHES {
             let last = st(store.last_seq())?;
             if self.out_sent >= last {
@@ -740,7 +739,7 @@ impl Session {
             let mut bytes = 0usize;
             let mut scanned = 0usize;
             'scan: loop {
-                let chunk = st(store.changes_after(up_to, FEED_READ_CHUNK))?;
+                let chunk = st(store.feed_after(up_to, FEED_READ_CHUNK, &scope))?;
                 if chunk.is_empty() {
                     break;
                 }
@@ -756,14 +755,11 @@ impl Session {
                     if echo && !e.routing_changed {
                         continue;
                     }
-                    let included = match in_scope.get(&e.doc) {
-                        Some(v) => *v,
+                    let included = match e.in_scope {
+                        Some(v) => v,
                         None => {
                             let meta = st(store.doc_meta(&e.doc))?;
-                            let v =
-                                meta.is_some_and(|m| scope.includes(&e.doc, m.routing.as_ref()));
-                            in_scope.insert(e.doc.clone(), v);
-                            v
+                            meta.is_some_and(|m| scope.includes(&e.doc, m.routing.as_ref()))
                         }
                     };
                     if !included {

@@ -67,6 +67,10 @@ pub struct FeedEntry {
     /// merge that reordered them): the document may have entered a peer's scope, and
     /// that peer then needs its whole history, not just this change.
     pub routing_changed: bool,
+    /// From [`Store::feed_after`]: whether the document is inside the scope asked
+    /// about, as it is routed now (`None`: not decided by the store). The bytes of a
+    /// change outside it may be left empty.
+    pub in_scope: Option<bool>,
 }
 
 /// What the store keeps about a document besides its changes.
@@ -135,6 +139,34 @@ pub trait Store {
         after_seq: u64,
         max_entries: usize,
     ) -> Result<Vec<FeedEntry>, Self::Error>;
+
+    /// [`Store::changes_after`] for a peer with `scope`: each entry says whether its
+    /// document is inside the scope now, and a change outside it may come without its
+    /// bytes. A store that can decide this where the data lives (one query over the
+    /// log and the routing, instead of a lookup per document) should; this default
+    /// asks [`Store::doc_meta`] once per document.
+    fn feed_after(
+        &self,
+        after_seq: u64,
+        max_entries: usize,
+        scope: &Scope,
+    ) -> Result<Vec<FeedEntry>, Self::Error> {
+        let mut entries = self.changes_after(after_seq, max_entries)?;
+        let mut known: std::collections::HashMap<DocId, bool> = std::collections::HashMap::new();
+        for e in &mut entries {
+            let inside = match known.get(&e.doc) {
+                Some(v) => *v,
+                None => {
+                    let meta = self.doc_meta(&e.doc)?;
+                    let v = meta.is_some_and(|m| scope.includes(&e.doc, m.routing.as_ref()));
+                    known.insert(e.doc.clone(), v);
+                    v
+                }
+            };
+            e.in_scope = Some(inside);
+        }
+        Ok(entries)
+    }
 
     /// The registry entry of an enrolled node (`None` if unknown or revoked).
     fn node_info(&self, node: NodeId) -> Result<Option<NodeInfo>, Self::Error>;

@@ -1,8 +1,10 @@
 //! `yichuang bench fanin`: 13 centers and 50 laptops, each with 200 cases changed
-//! while apart, reconnect at once to one hub over loopback QUIC. Reports the time
-//! until all have converged, the hub's peak resident memory (the hub runs as its own
-//! `yichuang serve` process, so the figure is the hub's alone), and the live-push
-//! latency from a center to the hub once connected.
+//! while apart, reconnect at once to one hub over loopback QUIC. The nodes first
+//! meet the hub (enrolment: first contact, reconciled), go offline, register their
+//! cases, and then all come back at once. Reports the time until all have converged
+//! again, the first contact's time, the hub's peak resident memory (the hub runs as
+//! its own `yichuang serve` process, so the figure is the hub's alone), and the
+//! live-push latency from a center to the hub once connected.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -52,6 +54,8 @@ struct Report {
     nodes: usize,
     changed_total: usize,
     converge_seconds: f64,
+    /// The first meeting of every node with the hub, before any case (reconciliation).
+    first_contact_seconds: f64,
     hub_peak_rss_bytes: u64,
     push_latency_ms_median: f64,
     push_latency_ms_p90: f64,
@@ -88,7 +92,11 @@ fn hub_count(reader: &Store) -> Result<i64> {
 }
 
 fn prepare(root: &Path, args: &Args) -> Result<Layout> {
-    let layout = district::enroll_district(root, args.centers, args.laptops)?;
+    Ok(district::enroll_district(root, args.centers, args.laptops)?)
+}
+
+/// Each client registers its cases while offline.
+fn register_offline(layout: &Layout, args: &Args) -> Result<()> {
     for (i, m) in layout.centers.iter().chain(&layout.laptops).enumerate() {
         let mut s = Store::open(&m.dir)?;
         let items: Vec<String> = s.catalog()?.keys().take(20).cloned().collect();
@@ -98,7 +106,51 @@ fn prepare(root: &Path, args: &Args) -> Result<Layout> {
             .collect();
         s.create_cases_batch(&reqs)?;
     }
-    Ok(layout)
+    Ok(())
+}
+
+/// Starts every client at once and waits until the hub holds `expected` cases and
+/// every client reports its upstream caught up with nothing waiting.
+async fn connect_all(
+    clients: &[PathBuf],
+    hub_addr: std::net::SocketAddr,
+    reader: &Store,
+    expected: usize,
+) -> Result<(Duration, Vec<Node>)> {
+    let t0 = Instant::now();
+    let mut starting = tokio::task::JoinSet::new();
+    for dir in clients.iter().cloned() {
+        let opts = ServeOptions {
+            hub: Some(hub_addr),
+            ..Default::default()
+        };
+        starting.spawn(async move { Node::start(&dir, opts).await });
+    }
+    let mut nodes = Vec::new();
+    while let Some(n) = starting.join_next().await {
+        nodes.push(n??);
+    }
+    let deadline = t0 + Duration::from_millis(CONVERGE_TIMEOUT_MS);
+    loop {
+        let at_hub = hub_count(reader)? as usize;
+        let settled = nodes.iter().all(|n: &Node| {
+            n.board()
+                .snapshot()
+                .iter()
+                .any(|p| p.connected && p.caught_up && p.waiting_out == 0 && p.waiting_in == 0)
+        });
+        if at_hub >= expected && settled {
+            break;
+        }
+        if Instant::now() > deadline {
+            bail!(
+                "not converged after {} s: hub has {at_hub} of {expected} cases",
+                CONVERGE_TIMEOUT_MS / 1000
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(CHECK_EVERY_MS)).await;
+    }
+    Ok((t0.elapsed(), nodes))
 }
 
 pub fn run(args: Args) -> Result<()> {
@@ -131,11 +183,12 @@ pub fn run(args: Args) -> Result<()> {
         crate::outln!("{}", serde_json::to_string(&report)?);
     } else {
         crate::outln!(
-            "{} nodes, {} changed cases: converged in {:.2} s (target ≤ 5 s); hub peak RSS {:.1} MiB (target ≤ 300 MiB); \
+            "{} nodes, {} changed cases: converged in {:.2} s (target ≤ 5 s; first contact {:.2} s); hub peak RSS {:.1} MiB (target ≤ 300 MiB); \
              live push median {:.1} ms, p90 {:.1} ms (target median ≤ 100 ms); {} build",
             report.nodes,
             report.changed_total,
             report.converge_seconds,
+            report.first_contact_seconds,
             report.hub_peak_rss_bytes as f64 / (1024.0 * 1024.0),
             report.push_latency_ms_median,
             report.push_latency_ms_p90,
@@ -177,41 +230,14 @@ fn measure(args: &Args, layout: &Layout) -> Result<Report> {
         .chain(&layout.laptops)
         .map(|m| m.dir.clone())
         .collect();
-    let (converge, nodes) = runtime.block_on(async {
-        let t0 = Instant::now();
-        let mut starting = tokio::task::JoinSet::new();
-        for dir in clients {
-            let opts = ServeOptions {
-                hub: Some(hub_addr),
-                ..Default::default()
-            };
-            starting.spawn(async move { Node::start(&dir, opts).await });
+    let (first_contact, converge, nodes) = runtime.block_on(async {
+        let (first_contact, nodes) = connect_all(&clients, hub_addr, &reader, 0).await?;
+        for n in nodes {
+            n.shutdown().await;
         }
-        let mut nodes = Vec::new();
-        while let Some(n) = starting.join_next().await {
-            nodes.push(n??);
-        }
-        let deadline = t0 + Duration::from_millis(CONVERGE_TIMEOUT_MS);
-        loop {
-            let at_hub = hub_count(&reader)? as usize;
-            let settled = nodes.iter().all(|n: &Node| {
-                n.board()
-                    .snapshot()
-                    .iter()
-                    .any(|p| p.connected && p.caught_up && p.waiting_out == 0 && p.waiting_in == 0)
-            });
-            if at_hub >= expected && settled {
-                break;
-            }
-            if Instant::now() > deadline {
-                bail!(
-                    "not converged after {} s: hub has {at_hub} of {expected} cases",
-                    CONVERGE_TIMEOUT_MS / 1000
-                );
-            }
-            tokio::time::sleep(Duration::from_millis(CHECK_EVERY_MS)).await;
-        }
-        Ok::<_, anyhow::Error>((t0.elapsed(), nodes))
+        register_offline(layout, args)?;
+        let (converge, nodes) = connect_all(&clients, hub_addr, &reader, expected).await?;
+        Ok::<_, anyhow::Error>((first_contact, converge, nodes))
     })?;
     // Live push: a clerk at the first center registers a case; when does the hub have it?
     let mut latencies = Vec::new();
@@ -246,6 +272,7 @@ fn measure(args: &Args, layout: &Layout) -> Result<Report> {
         nodes: args.centers + args.laptops + 1,
         changed_total: expected,
         converge_seconds: converge.as_secs_f64(),
+        first_contact_seconds: first_contact.as_secs_f64(),
         hub_peak_rss_bytes: peak,
         push_latency_ms_median: median,
         push_latency_ms_p90: p90,

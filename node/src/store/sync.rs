@@ -127,6 +127,56 @@ impl SyncStoreTrait for SyncStore<'_> {
                 from_peer: from_peer.as_deref().map(parse_node).transpose()?,
                 bytes: row.get(3)?,
                 routing_changed: row.get::<_, i64>(4)? != 0,
+                in_scope: None,
+            });
+        }
+        Ok(out)
+    }
+
+    fn feed_after(
+        &self,
+        after_seq: u64,
+        max_entries: usize,
+        scope: &Scope,
+    ) -> Result<Vec<FeedEntry>, StoreError> {
+        // The scope is decided in the query, against the case index, so a center's
+        // session scanning the hub's feed reads one row per change and the bytes of
+        // only the changes it sends. Same rule as `Scope::includes`.
+        const REFS: &str = "substr(c.doc_id, 1, 4) = 'ref-'";
+        let (cond, arg) = match scope {
+            Scope::All => ("1".to_owned(), None),
+            Scope::Center(x) if !x.is_empty() => (
+                format!("({REFS} OR ci.home_center = ?3 OR ci.current_center = ?3)"),
+                Some(x.as_str()),
+            ),
+            Scope::Staff(x) if !x.is_empty() => (
+                format!("({REFS} OR ci.assigned_staff = ?3)"),
+                Some(x.as_str()),
+            ),
+            Scope::Center(_) | Scope::Staff(_) => (REFS.to_owned(), None),
+        };
+        let sql = format!(
+            "SELECT c.seq, c.doc_id, c.from_peer, CASE WHEN {cond} THEN c.bytes END,
+                    c.routing_changed, {cond}
+             FROM changes c LEFT JOIN case_index ci ON ci.doc_id = c.doc_id
+             WHERE c.seq > ?1 ORDER BY c.seq LIMIT ?2"
+        );
+        let store = self.store.borrow();
+        let mut stmt = store.conn.prepare_cached(&sql)?;
+        let mut rows = match arg {
+            Some(a) => stmt.query(params![after_seq as i64, max_entries as i64, a])?,
+            None => stmt.query(params![after_seq as i64, max_entries as i64])?,
+        };
+        let mut out = Vec::new();
+        while let Some(row) = rows.next()? {
+            let from_peer: Option<String> = row.get(2)?;
+            out.push(FeedEntry {
+                seq: row.get::<_, i64>(0)? as u64,
+                doc: parse_doc(&row.get::<_, String>(1)?)?,
+                from_peer: from_peer.as_deref().map(parse_node).transpose()?,
+                bytes: row.get::<_, Option<Vec<u8>>>(3)?.unwrap_or_default(),
+                routing_changed: row.get::<_, i64>(4)? != 0,
+                in_scope: Some(row.get::<_, i64>(5)? != 0),
             });
         }
         Ok(out)

@@ -21,6 +21,7 @@ mod rules_metrics;
 mod rules_support;
 mod sim;
 mod store;
+mod sync_store;
 mod web_api;
 mod web_browser;
 mod wire_fixtures;
