@@ -4,14 +4,13 @@
 //! seeded random schedule of clerks' work. Driven until idle, never sleeping; a
 //! failure names its seed, and `SIM_SEED=<seed>` replays it.
 //!
-//! The parts: `rng` (the seeded generator), `network` (links, faults, partitions and
-//! the sessions' frames and timers), `work` (the clerks' random work, restarts, backups
-//! and restores), `check` (the invariants once the partitions healed) and `run` (a
-//! schedule's phases, and many seeds over threads).
+//! The parts: `network` (links, faults, partitions and the sessions' frames and
+//! timers), `work` (the clerks' random work, restarts, backups and restores), `check`
+//! (the invariants once the partitions healed) and `run` (a schedule's phases, and
+//! many seeds over threads). The seeded generator is the benchmarks' SplitMix64.
 
 mod check;
 mod network;
-mod rng;
 mod run;
 mod work;
 
@@ -24,8 +23,8 @@ use yichuang_sync::fixture::{Clerk, registry, seeded_store};
 use yichuang_sync::mem::MemStore;
 
 pub use network::{Faults, Link};
-pub use rng::Rng;
 pub use run::{SIM_THREADS_MAX, run_schedules};
+pub use yichuang_node::bench::fake::Rng;
 
 use network::Frame;
 
