@@ -57,16 +57,9 @@ impl Message {
                 let caught_up = r.bool("caught-up flag")?;
                 let inflated;
                 let mut body = if kind == T_CHANGES_DEFLATED {
-                    let raw_len = r.varint()?;
-                    if raw_len > FRAME_MAX_BYTES as u64 {
-                        return Err(WireError::TooMany {
-                            what: "inflated changes",
-                            count: raw_len,
-                            max: FRAME_MAX_BYTES,
-                        });
-                    }
+                    let raw_len = r.varint_at_most("inflated changes", FRAME_MAX_BYTES)?;
                     let rest = r.take(r.left(), "deflated changes")?;
-                    inflated = inflate(rest, raw_len as usize)?;
+                    inflated = inflate(rest, raw_len)?;
                     Reader {
                         buf: &inflated,
                         pos: 0,
@@ -77,13 +70,11 @@ impl Message {
                         pos: 0,
                     }
                 };
-                let n = body.count("changes", ENTRIES_MAX, 2)?;
-                let mut entries = Vec::new();
-                for _ in 0..n {
-                    let doc = body.doc()?;
-                    let bytes = body.bytes("change", FRAME_MAX_BYTES)?.to_vec();
-                    entries.push(ChangeEntry { doc, bytes });
-                }
+                let entries = body
+                    .doc_entries("changes", "change")?
+                    .into_iter()
+                    .map(|(doc, bytes)| ChangeEntry { doc, bytes })
+                    .collect();
                 if body.left() != 0 {
                     return Err(WireError::Trailing(body.left()));
                 }
@@ -157,13 +148,11 @@ impl Message {
                 Message::Reconcile(Reconcile { round, ranges })
             }
             T_DOC_SYNC => {
-                let n = r.count("doc syncs", ENTRIES_MAX, 2)?;
-                let mut list = Vec::new();
-                for _ in 0..n {
-                    let doc = r.doc()?;
-                    let message = r.bytes("sync message", FRAME_MAX_BYTES)?.to_vec();
-                    list.push(DocSyncEntry { doc, message });
-                }
+                let list = r
+                    .doc_entries("doc syncs", "sync message")?
+                    .into_iter()
+                    .map(|(doc, message)| DocSyncEntry { doc, message })
+                    .collect();
                 Message::DocSync(list)
             }
             T_DEPARTED => {
@@ -315,22 +304,15 @@ impl<'a> Reader<'a> {
         max: usize,
         min_item_bytes: usize,
     ) -> Result<usize, WireError> {
-        let n = self.varint()?;
-        if n > max as u64 {
-            return Err(WireError::TooMany {
-                what,
-                count: n,
-                max,
-            });
-        }
-        let n = n as usize;
+        let n = self.varint_at_most(what, max)?;
         if n.saturating_mul(min_item_bytes) > self.left() {
             return Err(WireError::Truncated(what));
         }
         Ok(n)
     }
 
-    fn bytes(&mut self, what: &'static str, max: usize) -> Result<&'a [u8], WireError> {
+    /// A varint that may not exceed `max`: a count or a length, refused before use.
+    fn varint_at_most(&mut self, what: &'static str, max: usize) -> Result<usize, WireError> {
         let n = self.varint()?;
         if n > max as u64 {
             return Err(WireError::TooMany {
@@ -339,7 +321,28 @@ impl<'a> Reader<'a> {
                 max,
             });
         }
-        self.take(n as usize, what)
+        // Fits in usize: it is at most `max`.
+        Ok(n as usize)
+    }
+
+    fn bytes(&mut self, what: &'static str, max: usize) -> Result<&'a [u8], WireError> {
+        let n = self.varint_at_most(what, max)?;
+        self.take(n, what)
+    }
+
+    /// A counted list of (document id, bytes) pairs: feed changes, doc sync messages.
+    fn doc_entries(
+        &mut self,
+        what: &'static str,
+        item: &'static str,
+    ) -> Result<Vec<(DocId, Vec<u8>)>, WireError> {
+        let n = self.count(what, ENTRIES_MAX, 2)?;
+        let mut out = Vec::new();
+        for _ in 0..n {
+            let doc = self.doc()?;
+            out.push((doc, self.bytes(item, FRAME_MAX_BYTES)?.to_vec()));
+        }
+        Ok(out)
     }
 
     fn text(&mut self, what: &'static str, max: usize) -> Result<String, WireError> {
