@@ -15,7 +15,8 @@ const GIVEN: &[&str] = &[
     "婉清", "志强", "秀英", "建华", "丽娟", "晓东", "海燕", "国庆",
 ];
 
-/// A small deterministic generator (splitmix64), so a seed reproduces a data set.
+/// A small deterministic generator (splitmix64), so a seed reproduces a data set, and
+/// a schedule of the district simulator (`yichuang_tests::sim`).
 #[derive(Clone, Debug)]
 pub struct Rng(u64);
 
@@ -32,8 +33,32 @@ impl Rng {
         z ^ (z >> 31)
     }
 
+    /// Uniform in `0..n` (0 when `n` is 0).
     pub fn below(&mut self, n: u64) -> u64 {
-        self.next_u64() % n.max(1)
+        if n == 0 { 0 } else { self.next_u64() % n }
+    }
+
+    pub fn range(&mut self, lo: i64, hi: i64) -> i64 {
+        lo + self.below((hi - lo).max(1) as u64) as i64
+    }
+
+    pub fn per_mille(&mut self, p: u32) -> bool {
+        self.below(1000) < u64::from(p)
+    }
+
+    pub fn bytes16(&mut self) -> [u8; 16] {
+        let mut out = [0u8; 16];
+        out[..8].copy_from_slice(&self.next_u64().to_le_bytes());
+        out[8..].copy_from_slice(&self.next_u64().to_le_bytes());
+        out
+    }
+
+    pub fn pick<'a, T>(&mut self, items: &'a [T]) -> Option<&'a T> {
+        if items.is_empty() {
+            return None;
+        }
+        let i = self.below(items.len() as u64) as usize;
+        items.get(i)
     }
 }
 
