@@ -2,7 +2,7 @@
 //! indexed; changes whose dependencies are missing wait in `pending`, never dropped.
 
 use automerge::{ActorId, AutoCommit, Change};
-use rusqlite::{Connection, params};
+use rusqlite::{Connection, OptionalExtension, params};
 use yichuang_shared::case::CaseDoc;
 use yichuang_shared::case::timeline::skew_notes;
 use yichuang_shared::ids::{DocId, NodeId};
@@ -141,7 +141,7 @@ impl Store {
         if doc_id.is_case() {
             let case = CaseDoc::from_automerge(doc.clone())?;
             let me = (self.settings.node_id, &self.actor);
-            last_seq = Self::receipt_and_index(&tx, me, doc_id, case, doc, &rules, now)?
+            last_seq = Self::receipt_and_index(&tx, me, doc_id, (case, true), doc, &rules, now)?
                 .unwrap_or(last_seq);
         }
         let owned = (!exists).then(|| doc.clone());
@@ -157,18 +157,22 @@ impl Store {
     /// stamped in this node's future (the evidence every node's clock rule reads, see
     /// `case::clock`) and re-indexes the case. Returns the new last sequence number
     /// when receipts were written. `doc` is updated to the document with them.
+    /// `fields_may_conflict` false: the caller knows the history is one chain.
     fn receipt_and_index(
         tx: &Tx<'_>,
         (me, actor): (NodeId, &ActorId),
         doc_id: &DocId,
-        mut case: CaseDoc,
+        (mut case, fields_may_conflict): (CaseDoc, bool),
         doc: &mut AutoCommit,
         rules: &RulesContext,
         now: i64,
     ) -> Result<Option<i64>, StoreError> {
-        let notes = skew_notes(&case.timeline(), &me.to_string(), now);
+        let timeline = case.timeline();
+        let notes = skew_notes(&timeline, &me.to_string(), now);
         let mut last_seq = None;
-        if !notes.is_empty() {
+        let timeline = if notes.is_empty() {
+            timeline
+        } else {
             case.set_actor(actor.clone());
             let before = case.heads();
             for note in &notes {
@@ -179,8 +183,10 @@ impl Store {
             let own = case.automerge().get_changes(&before);
             *doc = case.automerge().clone();
             last_seq = Some(write_changes(tx, doc_id, "case", &own, doc, None, now)?.0);
-        }
-        index_case(tx, doc_id, &case.view(false), rules, now)?;
+            case.timeline()
+        };
+        let view = case.view_of(false, timeline, fields_may_conflict);
+        index_case(tx, doc_id, &view, rules, now)?;
         Ok(last_seq)
     }
 
@@ -244,6 +250,7 @@ impl Store {
             tx.commit()?;
             return Ok(());
         }
+        let fields_may_conflict = !Self::extends_one_chain(&tx, doc_id, &w.applied)?;
         let mut doc = w.doc;
         let mut last_seq = write_changes(
             &tx,
@@ -259,6 +266,7 @@ impl Store {
             match CaseDoc::from_automerge(doc.clone()) {
                 Ok(case) => {
                     let me = (self.settings.node_id, &self.actor);
+                    let case = (case, fields_may_conflict);
                     last_seq =
                         Self::receipt_and_index(&tx, me, doc_id, case, &mut doc, &rules, now)?
                             .unwrap_or(last_seq);
@@ -273,6 +281,41 @@ impl Store {
         tx.commit()?;
         self.cache.put(doc_id.clone(), doc, last_seq);
         Ok(())
+    }
+
+    /// Whether a case had no field conflict before and `applied` continues its history
+    /// as one chain (each change depends on exactly the heads before it): then no two
+    /// of its changes were ever concurrent, and no field can hold two values.
+    fn extends_one_chain(
+        conn: &rusqlite::Connection,
+        doc_id: &DocId,
+        applied: &[Change],
+    ) -> Result<bool, StoreError> {
+        let row: Option<(Vec<u8>, Option<i64>)> = conn
+            .prepare_cached(
+                "SELECT d.heads, ci.conflicts FROM docs d LEFT JOIN case_index ci ON ci.doc_id = d.doc_id
+                 WHERE d.doc_id = ?1",
+            )?
+            .query_row([doc_id.as_str()], |r| Ok((r.get(0)?, r.get(1)?)))
+            .optional()?;
+        let mut tip: Vec<&[u8]> = match &row {
+            None => Vec::new(),
+            Some((heads, Some(0))) => heads.chunks_exact(32).collect(),
+            // Conflicts already, or a document the index does not read as a case.
+            Some(_) => return Ok(false),
+        };
+        tip.sort_unstable();
+        let mut hash;
+        for c in applied {
+            let mut deps: Vec<&[u8]> = c.deps().iter().map(|h| h.0.as_slice()).collect();
+            deps.sort_unstable();
+            if deps != tip {
+                return Ok(false);
+            }
+            hash = c.hash();
+            tip = vec![hash.0.as_slice()];
+        }
+        Ok(true)
     }
 
     /// Changes waiting for dependencies, across all documents.

@@ -186,3 +186,82 @@ fn checkpoints_and_peer_flags_survive_a_reopen() {
         "flags are per peer"
     );
 }
+
+/// Applies at `to` every change of `doc` that `from` holds, as a session would.
+fn deliver(from: &mut Store, to: &mut Store, doc: &str, from_node: NodeId, known: &KnownNodes) {
+    let id: yichuang_shared::ids::DocId = doc.parse().unwrap();
+    let bytes: Vec<Vec<u8>> = from
+        .raw_changes(&id)
+        .unwrap()
+        .into_iter()
+        .map(|(_, b)| b)
+        .collect();
+    let mut sync = SyncStore::new(to, known);
+    let applied = yichuang_sync::apply::apply_changes(
+        &mut sync,
+        &id,
+        bytes,
+        Some(from_node),
+        1_800_000_000_000,
+    )
+    .unwrap();
+    assert!(applied.rejected.is_empty(), "{:?}", applied.rejected);
+}
+
+fn conflicts_of(store: &mut Store, doc: &str) -> i64 {
+    store
+        .list_cases(&Default::default())
+        .unwrap()
+        .into_iter()
+        .find(|r| r.doc_id == doc)
+        .map(|r| r.conflicts)
+        .expect("the case is listed")
+}
+
+#[test]
+fn synced_concurrent_edits_are_counted_as_conflicts_and_sequential_ones_are_not() {
+    let root = TempDir::new("sync-store-conflicts");
+    let mut c = Store::init(&root.join("c"), center("001")).unwrap();
+    let hub = NodeSettings {
+        node_id: NodeId([1; 8]),
+        name: "hub".into(),
+        role: Role::Hub,
+        district: "440399".into(),
+        center: "000".into(),
+        staff: String::new(),
+        created_ms: 0,
+    };
+    let mut h = Store::init(&root.join("h"), hub.clone()).unwrap();
+    let known: KnownNodes = [
+        (
+            center("001").node_id,
+            yichuang_sync::NodeInfo::center("001"),
+        ),
+        (hub.node_id, yichuang_sync::NodeInfo::hub()),
+    ]
+    .into();
+    let items: Vec<String> = c.catalog().unwrap().keys().take(1).cloned().collect();
+    let doc = c
+        .create_case(&fake::case_request(&mut Rng::new(9), &items, "clerk"))
+        .unwrap()
+        .doc_id
+        .to_string();
+    deliver(&mut c, &mut h, &doc, center("001").node_id, &known);
+    assert_eq!(conflicts_of(&mut h, &doc), 0);
+    // A sequential edit at the center: one chain, still no conflict.
+    let set = |v: &str| vec![("applicant.address".to_owned(), v.to_owned())];
+    c.case_edit(&doc, "clerk", &set("一号")).unwrap();
+    deliver(&mut c, &mut h, &doc, center("001").node_id, &known);
+    assert_eq!(conflicts_of(&mut h, &doc), 0);
+    // Both edit the same field before either hears of the other.
+    h.case_edit(&doc, "district", &set("二号")).unwrap();
+    c.case_edit(&doc, "clerk", &set("三号")).unwrap();
+    deliver(&mut c, &mut h, &doc, center("001").node_id, &known);
+    assert_eq!(conflicts_of(&mut h, &doc), 1, "the hub lists the conflict");
+    deliver(&mut h, &mut c, &doc, hub.node_id, &known);
+    assert_eq!(conflicts_of(&mut c, &doc), 1, "and so does the center");
+    // A later sequential edit keeps the conflict listed until someone resolves it.
+    c.case_note(&doc, "clerk", "已电话联系").unwrap();
+    deliver(&mut c, &mut h, &doc, center("001").node_id, &known);
+    assert_eq!(conflicts_of(&mut h, &doc), 1);
+}

@@ -12,6 +12,7 @@ use crate::case::clock::SkewedEvent;
 use crate::case::deadlines::CaseDeadlines;
 use crate::case::facts::CaseFacts;
 use crate::case::status::{self, EventConflict, Status};
+use crate::case::timeline::Timeline;
 use crate::validate;
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
@@ -93,7 +94,24 @@ impl CaseDoc {
     /// A read-only picture of the case for lists, detail pages and JSON output.
     pub fn view(&mut self, reveal: bool) -> CaseView {
         let timeline = self.timeline();
-        let mut field_conflicts = self.field_conflicts();
+        self.view_of(reveal, timeline, true)
+    }
+
+    /// [`CaseDoc::view`] from a timeline the caller already folded. With
+    /// `fields_may_conflict` false the caller vouches that no two changes of the
+    /// document were ever concurrent (its history is one chain), so no field can hold
+    /// two values and the search for them is skipped: the costliest part of a view.
+    pub fn view_of(
+        &mut self,
+        reveal: bool,
+        timeline: Timeline,
+        fields_may_conflict: bool,
+    ) -> CaseView {
+        let mut field_conflicts = if fields_may_conflict {
+            self.field_conflicts()
+        } else {
+            Vec::new()
+        };
         let meta = self.obj(ROOT, "meta").ok();
         let m = |key: &str| {
             meta.as_ref()
