@@ -295,5 +295,11 @@ pub async fn wait_for_boards<T>(
             Ok(None) | Err(_) => break,
         }
     }
+    // One last look at the deadline, so the report says how things stand then.
+    if let Err(reason) = check().await {
+        last = reason;
+    } else {
+        panic!("{what}: reached only at the deadline ({timeout:?}), with no wake-up on the way");
+    }
     panic!("{what}: not reached within {timeout:?}: {last}");
 }

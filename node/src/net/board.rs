@@ -32,6 +32,9 @@ pub struct PeerStatus {
     /// How far we filed the peer's feed.
     #[serde(default)]
     pub received_seq: u64,
+    /// Frames handled from the peer in this node's life.
+    #[serde(default)]
+    pub frames_received: u64,
     pub changes_sent: u64,
     pub changes_received: u64,
     pub rejected_by_peer: u64,
@@ -80,6 +83,7 @@ impl Board {
             waiting_in: 0,
             acked_seq: 0,
             received_seq: 0,
+            frames_received: 0,
             changes_sent: 0,
             changes_received: 0,
             rejected_by_peer: 0,
@@ -103,6 +107,7 @@ impl Board {
             let new_waiting_in = stats.peer_head.saturating_sub(stats.received_seq);
             let changed = p.waiting_out != new_waiting_out
                 || p.waiting_in != new_waiting_in
+                || p.frames_received != session_base.frames_received + stats.frames_received
                 || p.acked_seq != stats.acked_by_peer
                 || p.received_seq != stats.received_seq
                 || p.rejected_by_peer != session_base.rejected_by_peer + stats.rejected_by_peer
@@ -113,6 +118,7 @@ impl Board {
                 || p.changes_received != session_base.changes_received + stats.changes_received;
             p.waiting_out = new_waiting_out;
             p.waiting_in = new_waiting_in;
+            p.frames_received = session_base.frames_received + stats.frames_received;
             p.acked_seq = stats.acked_by_peer;
             p.received_seq = stats.received_seq;
             p.caught_up = stats.caught_up;
@@ -137,6 +143,7 @@ impl Board {
                 changes_received: p.changes_received,
                 rejected_by_peer: p.rejected_by_peer,
                 rejected_from_peer: p.rejected_from_peer,
+                frames_received: p.frames_received,
                 ..PeerStats::default()
             })
             .unwrap_or_default()

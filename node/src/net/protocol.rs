@@ -56,6 +56,9 @@ pub struct PeerStats {
     pub rejected_from_peer: u64,
     /// Both directions have reached the other's head once.
     pub caught_up: bool,
+    /// Frames handled from the peer: every message moves it, so a watcher of the board
+    /// wakes for document syncs and reconciliation too, not only for feed positions.
+    pub frames_received: u64,
 }
 
 pub trait PeerProtocol: Send + 'static {

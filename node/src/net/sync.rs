@@ -176,6 +176,7 @@ impl PeerProtocol for SyncPeer {
     }
 
     async fn handle_frame(&mut self, payload: Vec<u8>) -> Result<(), ProtocolError> {
+        self.stats.frames_received += 1;
         let msg = match Message::decode(&payload) {
             Ok(msg) => msg,
             Err(e) => return Err(self.bad_frame(&e)),
