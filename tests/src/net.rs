@@ -284,11 +284,9 @@ pub async fn wait_for_boards<T>(
     }
     drop(tx);
     let deadline = tokio::time::Instant::now() + timeout;
-    let mut last = String::new();
     for _ in 0..BOARD_CHANGES_MAX {
-        match check().await {
-            Ok(v) => return v,
-            Err(reason) => last = reason,
+        if let Ok(v) = check().await {
+            return v;
         }
         match tokio::time::timeout_at(deadline, rx.recv()).await {
             Ok(Some(())) => {}
@@ -296,10 +294,11 @@ pub async fn wait_for_boards<T>(
         }
     }
     // One last look at the deadline, so the report says how things stand then.
-    if let Err(reason) = check().await {
-        last = reason;
-    } else {
-        panic!("{what}: reached only at the deadline ({timeout:?}), with no wake-up on the way");
-    }
+    let last = match check().await {
+        Err(reason) => reason,
+        Ok(_) => {
+            panic!("{what}: reached only at the deadline ({timeout:?}), with no wake-up on the way")
+        }
+    };
     panic!("{what}: not reached within {timeout:?}: {last}");
 }

@@ -119,11 +119,12 @@ async fn connect_all(
 ) -> Result<(Duration, Vec<Node>)> {
     let t0 = Instant::now();
     let mut starting = tokio::task::JoinSet::new();
-    for dir in clients.iter().cloned() {
+    for dir in clients {
         let opts = ServeOptions {
             hub: Some(hub_addr),
             ..Default::default()
         };
+        let dir = dir.clone();
         starting.spawn(async move { Node::start(&dir, opts).await });
     }
     let mut nodes = Vec::new();
