@@ -256,6 +256,16 @@ pub fn cli_district(root: &Path, port: u16, centers: &[&str]) -> (PathBuf, Vec<P
     (hub, dirs)
 }
 
+/// A runtime for tests that run nodes in this process: two workers, like CI's two cores.
+pub fn runtime() -> tokio::runtime::Runtime {
+    // Invariant: building a runtime fails only without OS resources.
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("tokio runtime")
+}
+
 /// Most board changes a waiting test looks at; a bound on the loop besides the deadline.
 const BOARD_CHANGES_MAX: usize = 1_000_000;
 

@@ -1,7 +1,7 @@
 //! Documents on disk: writing changes, loading a document from its snapshot plus
 //! the changes after it, periodic compaction, and a bounded cache of hot documents.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use automerge::{AutoCommit, Change, ChangeHash};
 use rusqlite::{Connection, OptionalExtension, params};
@@ -44,6 +44,10 @@ struct Entry {
 pub struct DocCache {
     max: usize,
     entries: HashMap<DocId, Entry>,
+    /// Entries by last use, oldest first, kept in step with `Entry::used`: eviction
+    /// takes the first instead of scanning every entry (a hub applying thousands of
+    /// received cases evicts on every one).
+    order: BTreeMap<u64, DocId>,
     clock: u64,
 }
 
@@ -52,6 +56,7 @@ impl DocCache {
         DocCache {
             max: max.max(1),
             entries: HashMap::new(),
+            order: BTreeMap::new(),
             clock: 0,
         }
     }
@@ -66,26 +71,25 @@ impl DocCache {
 
     pub fn clear(&mut self) {
         self.entries.clear();
+        self.order.clear();
     }
 
     pub fn evict(&mut self, id: &DocId) {
-        self.entries.remove(id);
+        if let Some(e) = self.entries.remove(id) {
+            self.order.remove(&e.used);
+        }
     }
 
     fn insert(&mut self, id: DocId, doc: AutoCommit, last_seq: i64) {
-        if self.entries.len() >= self.max && !self.entries.contains_key(&id) {
-            // O(n) over a few hundred entries is cheaper than keeping an ordered list
-            // in step on every hit.
-            if let Some(oldest) = self
-                .entries
-                .iter()
-                .min_by_key(|(_, e)| e.used)
-                .map(|(k, _)| k.clone())
-            {
-                self.entries.remove(&oldest);
-            }
+        self.evict(&id);
+        while self.entries.len() >= self.max {
+            let Some((_, oldest)) = self.order.pop_first() else {
+                break;
+            };
+            self.entries.remove(&oldest);
         }
         self.clock += 1;
+        self.order.insert(self.clock, id.clone());
         self.entries.insert(
             id,
             Entry {
@@ -94,6 +98,16 @@ impl DocCache {
                 used: self.clock,
             },
         );
+    }
+
+    /// Marks an entry used now.
+    fn touch(&mut self, id: &DocId) {
+        self.clock += 1;
+        if let Some(e) = self.entries.get_mut(id) {
+            self.order.remove(&e.used);
+            e.used = self.clock;
+            self.order.insert(self.clock, id.clone());
+        }
     }
 
     pub fn set_last_seq(&mut self, id: &DocId, last_seq: i64) {
@@ -124,8 +138,6 @@ pub fn fresh_doc<'c>(
     let Some((last_seq, snapshot_seq)) = row else {
         return Err(StoreError::UnknownCase(id.to_string()));
     };
-    cache.clock += 1;
-    let clock = cache.clock;
     let behind = match cache.entries.get(id) {
         Some(e) if e.last_seq >= last_seq => None,
         Some(e) => Some(e.last_seq),
@@ -142,9 +154,9 @@ pub fn fresh_doc<'c>(
         entry.doc.apply_changes(changes)?;
         entry.last_seq = last_seq;
     }
+    cache.touch(id);
     // Invariant: the entry was found or inserted above.
     let entry = cache.entries.get_mut(id).expect("entry present");
-    entry.used = clock;
     Ok(&mut entry.doc)
 }
 
@@ -299,5 +311,34 @@ impl super::Store {
 
     pub fn cached_docs(&self) -> usize {
         self.cache.len()
+    }
+}
+
+#[cfg(test)]
+mod cache_tests {
+    use super::*;
+
+    fn id(n: u8) -> DocId {
+        DocId::new_case([n; 16])
+    }
+
+    #[test]
+    fn the_least_recently_used_entry_goes_first() {
+        let mut cache = DocCache::new(2);
+        cache.put(id(1), AutoCommit::new(), 1);
+        cache.put(id(2), AutoCommit::new(), 2);
+        cache.touch(&id(1));
+        cache.put(id(3), AutoCommit::new(), 3);
+        assert_eq!(cache.len(), 2);
+        assert!(cache.entries.contains_key(&id(1)), "used last, kept");
+        assert!(!cache.entries.contains_key(&id(2)), "used first, evicted");
+        // Putting an entry again replaces it without evicting another.
+        cache.put(id(3), AutoCommit::new(), 4);
+        assert_eq!(cache.len(), 2);
+        assert_eq!(cache.entries[&id(3)].last_seq, 4);
+        cache.evict(&id(1));
+        assert_eq!((cache.len(), cache.order.len()), (1, 1), "order kept in step");
+        cache.clear();
+        assert!(cache.is_empty() && cache.order.is_empty());
     }
 }

@@ -112,25 +112,11 @@ impl SyncStoreTrait for SyncStore<'_> {
         after_seq: u64,
         max_entries: usize,
     ) -> Result<Vec<FeedEntry>, StoreError> {
-        let store = self.store.borrow();
-        let mut stmt = store.conn.prepare_cached(
-            "SELECT seq, doc_id, from_peer, bytes, routing_changed FROM changes
-             WHERE seq > ?1 ORDER BY seq LIMIT ?2",
-        )?;
-        let mut rows = stmt.query(params![after_seq as i64, max_entries as i64])?;
-        let mut out = Vec::new();
-        while let Some(row) = rows.next()? {
-            let from_peer: Option<String> = row.get(2)?;
-            out.push(FeedEntry {
-                seq: row.get::<_, i64>(0)? as u64,
-                doc: parse_doc(&row.get::<_, String>(1)?)?,
-                from_peer: from_peer.as_deref().map(parse_node).transpose()?,
-                bytes: row.get(3)?,
-                routing_changed: row.get::<_, i64>(4)? != 0,
-                in_scope: None,
-            });
+        let mut entries = self.feed_after(after_seq, max_entries, &Scope::All)?;
+        for e in &mut entries {
+            e.in_scope = None;
         }
-        Ok(out)
+        Ok(entries)
     }
 
     fn feed_after(

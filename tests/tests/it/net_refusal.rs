@@ -15,19 +15,10 @@ use yichuang_node::store::{self, NodeSettings, Store};
 use yichuang_shared::ids::{NodeId, Role};
 use yichuang_shared::wire::{Ack, ChangeEntry as Entry, Changes, Hello, Message, RejectReason};
 use yichuang_tests::TempDir;
-use yichuang_tests::net::wait_for_boards;
+use yichuang_tests::net::{runtime, wait_for_boards};
 
 /// Anything the tests wait for happens within this on loopback, or it is a failure.
 const DEADLINE: Duration = Duration::from_secs(20);
-
-fn runtime() -> tokio::runtime::Runtime {
-    // Invariant: building a runtime fails only without OS resources.
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("tokio runtime")
-}
 
 /// Waits until `check` passes, looking again whenever a node of the district
 /// reports a change on its board.

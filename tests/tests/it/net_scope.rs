@@ -12,18 +12,9 @@ use yichuang_node::district::{self, Running};
 use yichuang_node::store::Store;
 use yichuang_shared::case::EventKind;
 use yichuang_tests::TempDir;
-use yichuang_tests::net::wait_for_boards;
+use yichuang_tests::net::{runtime, wait_for_boards};
 
 const DEADLINE: Duration = Duration::from_secs(30);
-
-fn runtime() -> tokio::runtime::Runtime {
-    // Invariant: building a runtime fails only without OS resources.
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("tokio runtime")
-}
 
 /// The heads of `doc` at the node in `dir`, as hex; `None` if it does not hold it.
 async fn heads(dir: &Path, doc: &str) -> Option<String> {
