@@ -337,7 +337,11 @@ mod cache_tests {
         assert_eq!(cache.len(), 2);
         assert_eq!(cache.entries[&id(3)].last_seq, 4);
         cache.evict(&id(1));
-        assert_eq!((cache.len(), cache.order.len()), (1, 1), "order kept in step");
+        assert_eq!(
+            (cache.len(), cache.order.len()),
+            (1, 1),
+            "order kept in step"
+        );
         cache.clear();
         assert!(cache.is_empty() && cache.order.is_empty());
     }
