@@ -10,7 +10,9 @@ use yichuang_node::district;
 use yichuang_node::net::relay::Faults;
 use yichuang_node::store::Store;
 use yichuang_tests::TempDir;
-use yichuang_tests::net::{Serve, cli_district, free_udp_port, wait_until};
+use yichuang_tests::net::{
+    Serve, cli_district, free_udp_port, runtime, wait_for_boards, wait_until,
+};
 
 const CONVERGE: Duration = Duration::from_secs(60);
 
@@ -31,12 +33,7 @@ fn case_count(dir: &Path) -> usize {
 #[test]
 fn a_lossy_reordering_link_and_a_blackout_lose_nothing() {
     let root = TempDir::new("net-relay");
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async {
+    runtime().block_on(async {
         let layout = district::enroll_district(root.path(), 2, 0).unwrap();
         let running = district::start(&layout, false).await.unwrap();
         let bad = Faults {
@@ -64,39 +61,42 @@ fn a_lossy_reordering_link_and_a_blackout_lose_nothing() {
                 // long enough for the link to be declared dead.
                 running.relays[0].set_blackhole(true);
                 let c0 = &running.centers[0];
-                let deadline = tokio::time::Instant::now() + CONVERGE;
-                while c0
-                    .board()
-                    .snapshot()
-                    .iter()
-                    .any(|p| p.connected && p.role == yichuang_shared::ids::Role::Hub)
-                {
-                    assert!(
-                        tokio::time::Instant::now() < deadline,
-                        "the cut link was never declared dead"
-                    );
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                }
+                wait_for_boards(
+                    "the cut link is declared dead",
+                    CONVERGE,
+                    &[c0.board()],
+                    async || {
+                        let peers = c0.board().snapshot();
+                        match peers
+                            .iter()
+                            .find(|p| p.connected && p.role == yichuang_shared::ids::Role::Hub)
+                        {
+                            Some(p) => Err(format!("still connected: {p:?}")),
+                            None => Ok(()),
+                        }
+                    },
+                )
+                .await;
                 running.relays[0].set_blackhole(false);
             }
         }
-        let l = layout.clone();
-        let deadline = tokio::time::Instant::now() + CONVERGE;
-        loop {
-            let l2 = l.clone();
+        let boards: Vec<_> = std::iter::once(&running.hub)
+            .chain(&running.centers)
+            .map(|n| n.board())
+            .collect();
+        wait_for_boards("every node agrees", CONVERGE, &boards, async || {
+            let l = layout.clone();
             let problems =
-                tokio::task::spawn_blocking(move || district::disagreements(&l2).unwrap())
+                tokio::task::spawn_blocking(move || district::disagreements(&l).unwrap())
                     .await
                     .unwrap();
             if problems.is_empty() {
-                break;
+                Ok(())
+            } else {
+                Err(format!("no convergence: {problems:?}"))
             }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "no convergence: {problems:?}"
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        })
+        .await;
         let hub = layout.hub.dir.clone();
         assert_eq!(
             tokio::task::spawn_blocking(move || case_count(&hub))
