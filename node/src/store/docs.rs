@@ -129,11 +129,8 @@ pub fn fresh_doc<'c>(
     id: &DocId,
 ) -> Result<&'c mut AutoCommit, StoreError> {
     let row: Option<(i64, i64)> = conn
-        .query_row(
-            "SELECT last_seq, snapshot_seq FROM docs WHERE doc_id = ?1",
-            [id.as_str()],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )
+        .prepare_cached("SELECT last_seq, snapshot_seq FROM docs WHERE doc_id = ?1")?
+        .query_row([id.as_str()], |r| Ok((r.get(0)?, r.get(1)?)))
         .optional()?;
     let Some((last_seq, snapshot_seq)) = row else {
         return Err(StoreError::UnknownCase(id.to_string()));
@@ -246,32 +243,28 @@ pub fn write_changes(
             ])?;
         }
     }
-    let last_seq: i64 = conn.query_row(
-        "SELECT COALESCE(MAX(seq), 0) FROM changes WHERE doc_id = ?1",
-        [id.as_str()],
-        |r| r.get(0),
-    )?;
+    // Cached statements: this runs for every stored change, locally and from peers.
+    let last_seq: i64 = conn
+        .prepare_cached("SELECT COALESCE(MAX(seq), 0) FROM changes WHERE doc_id = ?1")?
+        .query_row([id.as_str()], |r| r.get(0))?;
     let heads = encode_heads(&doc.get_heads());
     let tail: Option<i64> = conn
-        .query_row(
-            "SELECT tail FROM docs WHERE doc_id = ?1",
-            [id.as_str()],
-            |r| r.get(0),
-        )
+        .prepare_cached("SELECT tail FROM docs WHERE doc_id = ?1")?
+        .query_row([id.as_str()], |r| r.get(0))
         .optional()?;
     let tail = tail.unwrap_or(0) + inserted as i64;
     if tail >= COMPACT_TAIL_CHANGES {
-        conn.execute(
+        conn.prepare_cached(
             "INSERT INTO docs (doc_id, kind, snapshot, snapshot_seq, heads, last_seq, tail) VALUES (?1, ?2, ?3, ?4, ?5, ?4, 0)
              ON CONFLICT (doc_id) DO UPDATE SET snapshot = ?3, snapshot_seq = ?4, heads = ?5, last_seq = ?4, tail = 0",
-            params![id.as_str(), kind, doc.save(), last_seq, heads],
-        )?;
+        )?
+        .execute(params![id.as_str(), kind, doc.save(), last_seq, heads])?;
     } else {
-        conn.execute(
+        conn.prepare_cached(
             "INSERT INTO docs (doc_id, kind, snapshot, snapshot_seq, heads, last_seq, tail) VALUES (?1, ?2, NULL, 0, ?3, ?4, ?5)
              ON CONFLICT (doc_id) DO UPDATE SET heads = ?3, last_seq = ?4, tail = ?5",
-            params![id.as_str(), kind, heads, last_seq, tail],
-        )?;
+        )?
+        .execute(params![id.as_str(), kind, heads, last_seq, tail])?;
     }
     Ok((last_seq, inserted))
 }

@@ -114,11 +114,8 @@ impl Store {
     pub fn registry_seq(&self) -> Result<i64, StoreError> {
         let seq: Option<i64> = self
             .conn
-            .query_row(
-                "SELECT last_seq FROM docs WHERE doc_id = ?1",
-                [RefDoc::Nodes.doc_id().as_str()],
-                |r| r.get(0),
-            )
+            .prepare_cached("SELECT last_seq FROM docs WHERE doc_id = ?1")?
+            .query_row([RefDoc::Nodes.doc_id().as_str()], |r| r.get(0))
             .optional()?;
         Ok(seq.unwrap_or(0))
     }
