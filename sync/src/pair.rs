@@ -5,10 +5,11 @@
 
 use std::collections::BTreeMap;
 
+use yichuang_shared::ids::NodeId;
 use yichuang_shared::wire::{Message, decode_frame};
 
 use crate::session::{Session, SessionConfig, SessionError, SessionEvent};
-use crate::store::Store;
+use crate::store::{NodeInfo, Store};
 
 /// Flights after which a pair is declared stuck: a reconnect needs a handful, a
 /// first sync of thousands of documents a few dozen.
@@ -78,6 +79,27 @@ fn deliver<S: Store>(
         s.handle_message(msg, now_ms, store)?;
     }
     Ok(())
+}
+
+/// The hub of the two-node setups (tests, the reconnect benchmark).
+pub const PAIR_HUB: NodeId = NodeId([0, 0, 0, 0, 0, 0, 0, 1]);
+/// The center of the two-node setups, serving center `PAIR_CENTER_CODE`.
+pub const PAIR_CENTER: NodeId = NodeId([0, 0, 0, 0, 0, 0, 0, 2]);
+pub const PAIR_CENTER_CODE: &str = "001";
+
+/// [`run_pair`] between [`PAIR_HUB`] and [`PAIR_CENTER`].
+pub fn run_hub_center<S: Store>(
+    hub: &mut S,
+    center: &mut S,
+    now_ms: i64,
+) -> Result<PairOutcome, PairError<S::Error>> {
+    run_pair(
+        SessionConfig::new(PAIR_HUB, NodeInfo::hub(), PAIR_CENTER),
+        hub,
+        SessionConfig::new(PAIR_CENTER, NodeInfo::center(PAIR_CENTER_CODE), PAIR_HUB),
+        center,
+        now_ms,
+    )
 }
 
 /// Connects `a` and `b`, runs flights until neither has anything to send, and

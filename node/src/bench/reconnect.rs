@@ -10,15 +10,13 @@ use automerge::AutoCommit;
 use automerge::sync::{self, SyncDoc};
 use serde::Serialize;
 use yichuang_shared::case::EventKind;
-use yichuang_shared::ids::{DocId, NodeId};
+use yichuang_shared::ids::DocId;
+use yichuang_sync::NodeInfo;
 use yichuang_sync::fixture::{Clerk, registry, seeded_store};
 use yichuang_sync::mem::MemStore;
-use yichuang_sync::pair::run_pair;
-use yichuang_sync::{NodeInfo, SessionConfig};
-
-const HUB: NodeId = NodeId([0, 0, 0, 0, 0, 0, 0, 1]);
-const CENTER: NodeId = NodeId([0, 0, 0, 0, 0, 0, 0, 2]);
-const CENTER_CODE: &str = "001";
+use yichuang_sync::pair::{
+    PAIR_CENTER as CENTER, PAIR_CENTER_CODE as CENTER_CODE, PAIR_HUB as HUB, run_hub_center,
+};
 /// Other centers the rest of the hub's cases belong to.
 const OTHER_CENTERS: [&str; 3] = ["002", "003", "004"];
 /// Flights after which the baseline gives up on one document (it needs three to five).
@@ -105,14 +103,7 @@ fn setup(args: &Args) -> Result<(MemStore, MemStore, Vec<DocId>, u64)> {
         }
     }
     // First contact: the stores agree, so reconciliation finds nothing; it leaves checkpoints.
-    let first = run_pair(
-        SessionConfig::new(HUB, NodeInfo::hub(), CENTER),
-        &mut hub,
-        SessionConfig::new(CENTER, NodeInfo::center(CENTER_CODE), HUB),
-        &mut center,
-        2_000,
-    )
-    .context("first contact")?;
+    let first = run_hub_center(&mut hub, &mut center, 2_000).context("first contact")?;
     if !first.caught_up {
         bail!("the first contact did not catch up");
     }
@@ -191,14 +182,7 @@ pub fn run_reconnect(args: &Args) -> Result<ReconnectReport> {
     let setup_seconds = started.elapsed().as_secs_f64();
 
     let t = Instant::now();
-    let out = run_pair(
-        SessionConfig::new(HUB, NodeInfo::hub(), CENTER),
-        &mut hub,
-        SessionConfig::new(CENTER, NodeInfo::center(CENTER_CODE), HUB),
-        &mut center,
-        4_000,
-    )
-    .context("reconnect")?;
+    let out = run_hub_center(&mut hub, &mut center, 4_000).context("reconnect")?;
     let seconds = t.elapsed().as_secs_f64();
     for doc in &ours {
         if hub.heads(doc) != center.heads(doc) {

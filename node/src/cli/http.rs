@@ -20,8 +20,8 @@ pub struct HttpArgs {
     pub addr: SocketAddr,
 }
 
-/// Ends `cancel` on Ctrl-C or SIGTERM.
-pub async fn cancel_on_signal(cancel: CancellationToken) {
+/// Returns on Ctrl-C or SIGTERM.
+pub async fn wait_for_signal() {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};
@@ -41,6 +41,11 @@ pub async fn cancel_on_signal(cancel: CancellationToken) {
     {
         let _ = tokio::signal::ctrl_c().await;
     }
+}
+
+/// Ends `cancel` on Ctrl-C or SIGTERM.
+pub async fn cancel_on_signal(cancel: CancellationToken) {
+    wait_for_signal().await;
     cancel.cancel();
 }
 

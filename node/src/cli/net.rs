@@ -196,7 +196,7 @@ pub fn serve(args: ServeArgs) -> Result<()> {
         let listener = crate::http::bind(args.http).await?;
         crate::outln!("http listening on http://{}", listener.local_addr()?);
         let web = tokio::spawn(crate::http::serve_on(listener, state, web_cancel.clone()));
-        wait_for_signal().await;
+        super::http::wait_for_signal().await;
         crate::outln!("shutting down");
         web_cancel.cancel();
         match web.await {
@@ -207,28 +207,6 @@ pub fn serve(args: ServeArgs) -> Result<()> {
         node.shutdown().await;
         Ok(())
     })
-}
-
-async fn wait_for_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = term.recv() => {}
-                }
-            }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-            }
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
-    }
 }
 
 #[derive(Debug, Serialize)]

@@ -3,23 +3,16 @@
 
 use yichuang_shared::case::EventKind;
 use yichuang_shared::ids::NodeId;
+use yichuang_sync::NodeInfo;
 use yichuang_sync::fixture::{Clerk, registry, seeded_store};
 use yichuang_sync::mem::MemStore;
-use yichuang_sync::pair::{PairOutcome, run_pair};
-use yichuang_sync::{NodeInfo, SessionConfig};
+use yichuang_sync::pair::{PAIR_CENTER, PAIR_HUB, PairOutcome, run_hub_center};
 
-const HUB: NodeId = NodeId([0, 0, 0, 0, 0, 0, 0, 1]);
-const CENTER: NodeId = NodeId([0, 0, 0, 0, 0, 0, 0, 2]);
+const HUB: NodeId = PAIR_HUB;
+const CENTER: NodeId = PAIR_CENTER;
 
 fn connect(hub: &mut MemStore, center: &mut MemStore, now: i64) -> PairOutcome {
-    run_pair(
-        SessionConfig::new(HUB, NodeInfo::hub(), CENTER),
-        hub,
-        SessionConfig::new(CENTER, NodeInfo::center("001"), HUB),
-        center,
-        now,
-    )
-    .expect("the pair settles")
+    run_hub_center(hub, center, now).expect("the pair settles")
 }
 
 /// A hub with `n` cases, half of them at center A, a center holding its half,
