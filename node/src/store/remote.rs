@@ -139,10 +139,13 @@ impl Store {
         )?
         .0;
         if doc_id.is_case() {
-            let case = CaseDoc::from_automerge(doc.clone())?;
+            // Moved into the case and back; on an error the caller evicts the entry.
+            let mut case = CaseDoc::from_automerge(std::mem::take(doc))?;
             let me = (self.settings.node_id, &self.actor);
-            last_seq = Self::receipt_and_index(&tx, me, doc_id, (case, true), doc, &rules, now)?
+            let case_ref = (&mut case, true);
+            last_seq = Self::receipt_and_index(&tx, me, doc_id, case_ref, &rules, now)?
                 .unwrap_or(last_seq);
+            *doc = case.into_automerge();
         }
         let owned = (!exists).then(|| doc.clone());
         tx.commit()?;
@@ -162,8 +165,7 @@ impl Store {
         tx: &Tx<'_>,
         (me, actor): (NodeId, &ActorId),
         doc_id: &DocId,
-        (mut case, fields_may_conflict): (CaseDoc, bool),
-        doc: &mut AutoCommit,
+        (case, fields_may_conflict): (&mut CaseDoc, bool),
         rules: &RulesContext,
         now: i64,
     ) -> Result<Option<i64>, StoreError> {
@@ -181,7 +183,7 @@ impl Store {
             }
             tracing::warn!(doc = %doc_id, events = notes.len(), "received events stamped in this node's future");
             let own = case.automerge().get_changes(&before);
-            *doc = case.automerge().clone();
+            let doc = case.automerge();
             last_seq = Some(write_changes(tx, doc_id, "case", &own, doc, None, now)?.0);
             case.timeline()
         };
@@ -263,20 +265,25 @@ impl Store {
         )?
         .0;
         if doc_id.is_case() {
-            match CaseDoc::from_automerge(doc.clone()) {
-                Ok(case) => {
+            // The document moves into the case and back: no copy on this hot path.
+            doc = match CaseDoc::from_automerge(doc) {
+                Ok(mut case) => {
                     let me = (self.settings.node_id, &self.actor);
-                    let case = (case, fields_may_conflict);
-                    last_seq =
-                        Self::receipt_and_index(&tx, me, doc_id, case, &mut doc, &rules, now)?
-                            .unwrap_or(last_seq);
+                    let case_ref = (&mut case, fields_may_conflict);
+                    last_seq = Self::receipt_and_index(&tx, me, doc_id, case_ref, &rules, now)?
+                        .unwrap_or(last_seq);
+                    case.into_automerge()
                 }
                 // Kept like every accepted change, but not listed: a document the hub
-                // wrote that no version of this program reads as a case.
+                // wrote that no version of this program reads as a case. Not cached:
+                // the next read loads it from disk.
                 Err(e) => {
-                    tracing::warn!(doc = %doc_id, error = %e, "a synced document is not a readable case")
+                    tracing::warn!(doc = %doc_id, error = %e, "a synced document is not a readable case");
+                    tx.commit()?;
+                    self.cache.evict(doc_id);
+                    return Ok(());
                 }
-            }
+            };
         }
         tx.commit()?;
         self.cache.put(doc_id.clone(), doc, last_seq);
